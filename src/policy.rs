@@ -1,0 +1,409 @@
+//! The one place that decides who gets what at which stage. DHCPv4, DHCPv6, HTTP and
+//! `explain` ask it; no protocol re-decides.
+//!
+//! The seed's rule: the firmware's own PXE gets IPv4 just long enough to load iPXE;
+//! iPXE (which would otherwise chainload itself forever), installers, live images and
+//! every other OS client never get IPv4. Each refusal is a [`Refusal`] that logs,
+//! metrics and `explain` can show.
+
+use crate::config::{Boot, Config};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Client system architecture (DHCPv4 option 93, DHCPv6 option 61; RFC 4578, IANA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Bios,
+    UefiIa32,
+    /// Code 7 or 9: both occur in the wild for x64 UEFI.
+    UefiX64,
+    UefiArm32,
+    UefiArm64,
+    /// Code 15.
+    UefiIa32Http,
+    /// Code 16.
+    UefiX64Http,
+    /// Code 19.
+    UefiArm64Http,
+    Other(u16),
+}
+
+impl Arch {
+    pub fn from_code(c: u16) -> Arch {
+        match c {
+            0 => Arch::Bios,
+            6 => Arch::UefiIa32,
+            7 | 9 => Arch::UefiX64,
+            10 => Arch::UefiArm32,
+            11 => Arch::UefiArm64,
+            15 => Arch::UefiIa32Http,
+            16 => Arch::UefiX64Http,
+            19 => Arch::UefiArm64Http,
+            c => Arch::Other(c),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Arch::Bios => "bios".into(),
+            Arch::UefiIa32 => "uefi-ia32".into(),
+            Arch::UefiX64 => "uefi-x64".into(),
+            Arch::UefiArm32 => "uefi-arm32".into(),
+            Arch::UefiArm64 => "uefi-arm64".into(),
+            Arch::UefiIa32Http => "uefi-ia32-http".into(),
+            Arch::UefiX64Http => "uefi-x64-http".into(),
+            Arch::UefiArm64Http => "uefi-arm64-http".into(),
+            Arch::Other(c) => format!("arch-{c}"),
+        }
+    }
+
+    /// The arch a boot file is chosen for: HTTP codes boot the same EFI file as PXE.
+    fn file_arch(self) -> Arch {
+        match self {
+            Arch::UefiIa32Http => Arch::UefiIa32,
+            Arch::UefiX64Http => Arch::UefiX64,
+            Arch::UefiArm64Http => Arch::UefiArm64,
+            a => a,
+        }
+    }
+
+    fn is_http(self) -> bool {
+        matches!(
+            self,
+            Arch::UefiIa32Http | Arch::UefiX64Http | Arch::UefiArm64Http
+        )
+    }
+}
+
+/// How firmware wants its first stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `PXEClient`: a file name, fetched over TFTP.
+    Pxe,
+    /// `HTTPClient`: a URL, and the vendor class echoed back.
+    Http,
+}
+
+/// Who is asking, as far as the boot chain is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Firmware { method: Method, arch: Arch },
+    Ipxe,
+    Os,
+}
+
+/// What a client said about itself, as raw option bytes (DHCPv4 60/77/93/175, or the
+/// DHCPv6 equivalents). Raw, because a parsed-map decoder may have dropped options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'a> {
+    /// Vendor class: v4 option 60, or the data of v6 option 16 after the enterprise number.
+    pub vendor_class: Option<&'a [u8]>,
+    /// User class: v4 option 77 (raw or RFC 3004 length-prefixed), v6 option 15 payload.
+    pub user_class: Option<&'a [u8]>,
+    /// First architecture code of v4 option 93 or v6 option 61.
+    pub arch: Option<u16>,
+    /// v4 option 175: only iPXE sends it, even when a script changed its user class.
+    pub ipxe_options: bool,
+}
+
+pub const PXE_CLIENT: &[u8] = b"PXEClient";
+pub const HTTP_CLIENT: &[u8] = b"HTTPClient";
+const IPXE: &[u8] = b"iPXE";
+
+/// Whether a user-class value says iPXE: iPXE sends the bare bytes `iPXE`; RFC 3004
+/// clients send length-prefixed instances, any of which may be `iPXE`.
+pub fn user_class_is_ipxe(uc: &[u8]) -> bool {
+    if uc == IPXE {
+        return true;
+    }
+    let mut rest = uc;
+    while let Some((&len, tail)) = rest.split_first() {
+        let len = len as usize;
+        if len > tail.len() {
+            return false;
+        }
+        if &tail[..len] == IPXE {
+            return true;
+        }
+        rest = &tail[len..];
+    }
+    false
+}
+
+/// The arch code in a vendor class like `PXEClient:Arch:00007:UNDI:003000`.
+fn arch_from_vendor_class(vc: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(vc).ok()?;
+    let rest = s.split_once(":Arch:")?.1;
+    rest.get(..5)?.parse().ok()
+}
+
+/// Sorts a client into firmware, iPXE or OS from what it sent.
+pub fn classify(h: &Hints) -> Client {
+    if h.ipxe_options || h.user_class.is_some_and(user_class_is_ipxe) {
+        return Client::Ipxe;
+    }
+    let vc = h.vendor_class.unwrap_or_default();
+    let method = if vc.starts_with(PXE_CLIENT) {
+        Method::Pxe
+    } else if vc.starts_with(HTTP_CLIENT) {
+        Method::Http
+    } else {
+        return Client::Os;
+    };
+    // Without option 93, the arch in the vendor string; PXE 2.1 ROMs that send neither
+    // are legacy BIOS.
+    let arch = Arch::from_code(h.arch.or_else(|| arch_from_vendor_class(vc)).unwrap_or(0));
+    Client::Firmware { method, arch }
+}
+
+/// Why a client gets no answer at some stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// iPXE asked for IPv4: answering would make it chainload itself forever.
+    Ipxe,
+    /// Not PXE or HTTP boot firmware (an OS, installer or live image): no IPv4, ever.
+    NotFirmware,
+    /// Firmware of an architecture with no boot file configured.
+    NoBootFile(Arch),
+    /// UEFI HTTP boot asked, but there is no `[http]` table.
+    HttpBootDisabled,
+    /// UEFI HTTP boot over IPv4 asked, but `[http] listen` has no IPv4 address.
+    NoHttpV4Listener,
+}
+
+impl Refusal {
+    /// Stable label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Ipxe => "ipxe",
+            Refusal::NotFirmware => "not_firmware",
+            Refusal::NoBootFile(_) => "no_boot_file_for_arch",
+            Refusal::HttpBootDisabled => "http_boot_disabled",
+            Refusal::NoHttpV4Listener => "no_http_v4_listener",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Ipxe => write!(
+                f,
+                "iPXE gets no IPv4 (it would chainload itself forever); it continues over IPv6"
+            ),
+            Refusal::NotFirmware => write!(
+                f,
+                "not PXE/HTTP boot firmware (no PXEClient/HTTPClient vendor class): no IPv4"
+            ),
+            Refusal::NoBootFile(a) => write!(f, "no boot file configured for arch {}", a.name()),
+            Refusal::HttpBootDisabled => write!(f, "UEFI HTTP boot needs an [http] table"),
+            Refusal::NoHttpV4Listener => write!(
+                f,
+                "UEFI HTTP boot over IPv4 needs an IPv4 address in [http] listen"
+            ),
+        }
+    }
+}
+
+/// What firmware gets from DHCPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot4 {
+    pub arch: Arch,
+    /// The `file` field: a name in the TFTP root, or a URL for HTTP boot.
+    pub file: String,
+    /// Echo vendor class `HTTPClient` (UEFI HTTP boot requires it).
+    pub http_client: bool,
+}
+
+/// HTTP path under which the TFTP root's boot files are also served, for UEFI HTTP boot.
+pub const HTTP_BOOT_PREFIX: &str = "/boot/";
+
+/// The decisions, built once from the config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    boot: Boot,
+    http_listen: Option<Vec<SocketAddr>>,
+}
+
+impl Policy {
+    pub fn new(cfg: &Config) -> Policy {
+        Policy {
+            boot: cfg.boot.clone(),
+            http_listen: cfg.http.as_ref().map(|h| h.listen.clone()),
+        }
+    }
+
+    /// The boot file for an arch, if one is configured.
+    pub fn boot_file(&self, arch: Arch) -> Option<&str> {
+        match arch.file_arch() {
+            Arch::Bios => self.boot.bios.as_deref(),
+            Arch::UefiIa32 => self.boot.uefi_ia32.as_deref(),
+            Arch::UefiX64 => self.boot.uefi_x64.as_deref(),
+            Arch::UefiArm64 => self.boot.uefi_arm64.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// DHCPv4: firmware only, a file by arch. `server` is the address the client reached
+    /// us on, used when an HTTP listener is the unspecified address.
+    pub fn dhcp4(&self, h: &Hints, server: std::net::Ipv4Addr) -> Result<Boot4, Refusal> {
+        let (method, arch) = match classify(h) {
+            Client::Ipxe => return Err(Refusal::Ipxe),
+            Client::Os => return Err(Refusal::NotFirmware),
+            Client::Firmware { method, arch } => (method, arch),
+        };
+        let file = self.boot_file(arch).ok_or(Refusal::NoBootFile(arch))?;
+        if method == Method::Pxe && !arch.is_http() {
+            return Ok(Boot4 {
+                arch,
+                file: file.to_string(),
+                http_client: false,
+            });
+        }
+        let listen = self.http_listen.as_ref().ok_or(Refusal::HttpBootDisabled)?;
+        let l = listen
+            .iter()
+            .find(|a| a.is_ipv4())
+            .ok_or(Refusal::NoHttpV4Listener)?;
+        let host = if l.ip().is_unspecified() {
+            IpAddr::V4(server)
+        } else {
+            l.ip()
+        };
+        Ok(Boot4 {
+            arch,
+            file: http_url(SocketAddr::new(host, l.port()), file),
+            http_client: true,
+        })
+    }
+}
+
+/// The URL of a boot file under [`HTTP_BOOT_PREFIX`] on `at`.
+pub fn http_url(at: SocketAddr, file: &str) -> String {
+    let port = if at.port() == 80 {
+        String::new()
+    } else {
+        format!(":{}", at.port())
+    };
+    match at.ip() {
+        IpAddr::V4(a) => format!("http://{a}{port}{HTTP_BOOT_PREFIX}{file}"),
+        IpAddr::V6(a) => format!("http://[{a}]{port}{HTTP_BOOT_PREFIX}{file}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn policy(http: Option<&str>) -> Policy {
+        Policy {
+            boot: Boot {
+                bios: Some("undionly.kpxe".into()),
+                uefi_x64: Some("snponly.efi".into()),
+                ..Boot::default()
+            },
+            http_listen: http.map(|h| vec![h.parse().unwrap()]),
+        }
+    }
+
+    fn hints<'a>(vc: &'a [u8], uc: Option<&'a [u8]>, arch: Option<u16>) -> Hints<'a> {
+        Hints {
+            vendor_class: Some(vc),
+            user_class: uc,
+            arch,
+            ipxe_options: false,
+        }
+    }
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+
+    #[test]
+    fn firmware_gets_its_file_by_arch() {
+        let p = policy(None);
+        let b = p
+            .dhcp4(
+                &hints(b"PXEClient:Arch:00000:UNDI:002001", None, Some(0)),
+                SERVER,
+            )
+            .unwrap();
+        assert_eq!((b.file.as_str(), b.http_client), ("undionly.kpxe", false));
+        for code in [7, 9] {
+            let b = p
+                .dhcp4(
+                    &hints(b"PXEClient:Arch:00007:UNDI:003000", None, Some(code)),
+                    SERVER,
+                )
+                .unwrap();
+            assert_eq!(b.file, "snponly.efi");
+        }
+        // Arch from the vendor string when option 93 is missing.
+        let b = p
+            .dhcp4(
+                &hints(b"PXEClient:Arch:00007:UNDI:003000", None, None),
+                SERVER,
+            )
+            .unwrap();
+        assert_eq!(b.arch, Arch::UefiX64);
+    }
+
+    #[test]
+    fn ipxe_and_os_clients_are_refused() {
+        let p = policy(None);
+        let vc = b"PXEClient:Arch:00000:UNDI:002001";
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"\x04iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"\x03abc\x04iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        let opt175 = Hints {
+            ipxe_options: true,
+            ..hints(vc, None, Some(0))
+        };
+        assert_eq!(p.dhcp4(&opt175, SERVER), Err(Refusal::Ipxe));
+        assert_eq!(
+            p.dhcp4(&Hints::default(), SERVER),
+            Err(Refusal::NotFirmware)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(b"MSFT 5.0", None, None), SERVER),
+            Err(Refusal::NotFirmware)
+        );
+        // A user class that merely contains the letters is not iPXE.
+        assert!(!user_class_is_ipxe(b"\x05iPXEx"));
+        assert!(!user_class_is_ipxe(b"\x09iPXE"));
+    }
+
+    #[test]
+    fn arch_without_file_is_refused_with_the_arch() {
+        let p = policy(None);
+        let r = p.dhcp4(
+            &hints(b"PXEClient:Arch:00011:UNDI:003000", None, Some(11)),
+            SERVER,
+        );
+        assert_eq!(r, Err(Refusal::NoBootFile(Arch::UefiArm64)));
+    }
+
+    #[test]
+    fn http_boot_gets_a_url_and_the_echo_only_with_http() {
+        let h = hints(b"HTTPClient:Arch:00016:UNDI:003001", None, Some(16));
+        assert_eq!(
+            policy(None).dhcp4(&h, SERVER),
+            Err(Refusal::HttpBootDisabled)
+        );
+        assert_eq!(
+            policy(Some("[fd00:1::1]:8080")).dhcp4(&h, SERVER),
+            Err(Refusal::NoHttpV4Listener)
+        );
+        let b = policy(Some("0.0.0.0:8080")).dhcp4(&h, SERVER).unwrap();
+        assert_eq!(b.file, "http://192.168.1.1:8080/boot/snponly.efi");
+        assert!(b.http_client);
+    }
+}
