@@ -9,3 +9,4 @@ pub mod cli;
 pub mod config;
 pub mod dhcp4;
 pub mod policy;
+pub mod store;
