@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod dhcp4;
 pub mod dhcp6;
+pub mod netif;
 pub mod policy;
 pub mod store;

@@ -92,6 +92,24 @@ pub enum Client {
     Os,
 }
 
+impl Client {
+    /// Stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Client::Firmware {
+                method: Method::Pxe,
+                ..
+            } => "pxe",
+            Client::Firmware {
+                method: Method::Http,
+                ..
+            } => "http",
+            Client::Ipxe => "ipxe",
+            Client::Os => "os",
+        }
+    }
+}
+
 /// What a client said about itself, as raw option bytes (DHCPv4 60/77/93/175, or the
 /// DHCPv6 equivalents). Raw, because a parsed-map decoder may have dropped options.
 #[derive(Debug, Clone, Copy, Default)]

@@ -114,7 +114,7 @@ pub fn eui64_mac(a: Ipv6Addr) -> Vec<u8> {
 }
 
 /// DUIDs and link-layer addresses as hex, for logs.
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -1,0 +1,233 @@
+//! The tokio shell of the DHCPv6 server: one UDP socket on port 547 bound to the served
+//! interface and joined to ff02::1:2 there. It feeds datagrams to the [`Server`] core,
+//! persists each reply's lease changes through the group-commit [`Writer`] and only then
+//! sends the reply, so a lease a client was told about survives a crash.
+
+use super::server::{Ignore, Reply, Server, hex};
+use super::wire::{ALL_SERVERS_AND_RELAYS, CLIENT_PORT, MessageType, SERVER_PORT, duid};
+use crate::config::Ipv6;
+use crate::netif::Link;
+use crate::policy::Policy;
+use crate::store::{Change, Lease6, Writer};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// The store's meta key for the server DUID, made once and kept for good: clients
+/// remember which server gave them their lease by it.
+pub const SERVER_DUID_KEY: &str = "server_duid";
+
+/// Replies waiting for the disk at once; past this the receive loop waits for one.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Everything `run` needs; built by `serve` from the config and the store snapshot.
+pub struct Dhcp6Context {
+    pub cfg: Ipv6,
+    pub policy: Arc<Policy>,
+    pub interface: String,
+    pub writer: Writer,
+    /// The v6 leases from the store snapshot.
+    pub leases: Vec<Lease6>,
+    /// The persisted server DUID ([`server_duid`] of the snapshot's meta); `None` on the
+    /// first start, when one is made from the interface's MAC and persisted.
+    pub server_duid: Option<Vec<u8>>,
+    pub metrics: Dhcp6Metrics,
+}
+
+/// The persisted server DUID in a store snapshot's meta, if any.
+pub fn server_duid(meta: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
+    meta.iter()
+        .find(|(k, _)| k == SERVER_DUID_KEY)
+        .map(|(_, v)| v.clone())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub message: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplyLabels {
+    pub message: &'static str,
+    pub client: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// DHCPv6 counters; clones share the same counters.
+#[derive(Clone, Debug, Default)]
+pub struct Dhcp6Metrics {
+    pub received: Family<MessageLabels, Counter>,
+    pub replied: Family<ReplyLabels, Counter>,
+    pub ignored: Family<ReasonLabels, Counter>,
+}
+
+impl Dhcp6Metrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "dhcp6_received",
+            "DHCPv6 datagrams received, by message type",
+            self.received.clone(),
+        );
+        registry.register(
+            "dhcp6_replied",
+            "DHCPv6 messages answered, by message type and client class",
+            self.replied.clone(),
+        );
+        registry.register(
+            "dhcp6_ignored",
+            "DHCPv6 datagrams not answered, by reason",
+            self.ignored.clone(),
+        );
+    }
+
+    fn ignore(&self, reason: &'static str) {
+        self.ignored.get_or_create(&ReasonLabels { reason }).inc();
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn socket(link: &Link, interface: &str) -> io::Result<UdpSocket> {
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_only_v6(true)?;
+    s.bind_device(Some(interface.as_bytes()))?;
+    s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, SERVER_PORT)).into())?;
+    s.join_multicast_v6(&ALL_SERVERS_AND_RELAYS, link.index)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Serves DHCPv6 on the context's interface until `shutdown` turns true.
+pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let link = Link::get(&ctx.interface)?;
+    let address = link.address_in(&ctx.cfg.prefix).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!(
+                "interface {} has no IPv6 address to put in boot URLs (want one in {})",
+                ctx.interface, ctx.cfg.prefix
+            ),
+        )
+    })?;
+    let server_duid = match ctx.server_duid {
+        Some(d) => d,
+        None => {
+            let mac = link.mac.ok_or_else(|| {
+                io::Error::other(format!("interface {} has no MAC for a DUID", ctx.interface))
+            })?;
+            let d = duid::llt(mac, unix_now());
+            ctx.writer
+                .persist(Change::Meta {
+                    key: SERVER_DUID_KEY.into(),
+                    value: d.clone(),
+                })
+                .await
+                .map_err(io::Error::other)?;
+            tracing::info!(duid = %hex(&d), "made and stored a new DHCPv6 server DUID");
+            d
+        }
+    };
+    let sock = Arc::new(socket(&link, &ctx.interface)?);
+    let mut server = Server::new(ctx.cfg, ctx.policy, server_duid, address, ctx.leases);
+    tracing::info!(interface = %ctx.interface, %address, "DHCPv6 server listening on [ff02::1:2]:547");
+    let mut in_flight = JoinSet::new();
+    let mut buf = vec![0u8; 65536];
+    while !*shutdown.borrow() {
+        while in_flight.try_join_next().is_some() {}
+        if in_flight.len() >= MAX_IN_FLIGHT {
+            in_flight.join_next().await;
+        }
+        let (n, from) = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = sock.recv_from(&mut buf) => r?,
+        };
+        let SocketAddr::V6(from) = from else { continue };
+        let bytes = &buf[..n];
+        let message = bytes
+            .first()
+            .and_then(|&t| MessageType::from_u8(t))
+            .map_or("unknown", MessageType::as_str);
+        ctx.metrics
+            .received
+            .get_or_create(&MessageLabels { message })
+            .inc();
+        match server.handle(bytes, *from.ip(), unix_now()) {
+            Ok(reply) => {
+                in_flight.spawn(send_when_durable(
+                    reply,
+                    from,
+                    sock.clone(),
+                    ctx.writer.clone(),
+                    ctx.metrics.clone(),
+                ));
+            }
+            Err(why) => ignored(&ctx.metrics, from, why),
+        }
+    }
+    Ok(())
+}
+
+fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
+    tracing::debug!(%from, reason = why.as_str(), "DHCPv6 ignored: {why}");
+    metrics.ignore(why.as_str());
+}
+
+/// Persists the reply's lease changes, then sends it: to the client's port 546, or back
+/// to the relay it came through.
+async fn send_when_durable(
+    reply: Reply,
+    from: SocketAddrV6,
+    sock: Arc<UdpSocket>,
+    writer: Writer,
+    metrics: Dhcp6Metrics,
+) {
+    for c in reply.changes {
+        if let Err(e) = writer.persist(c).await {
+            tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
+            metrics.ignore("store_failed");
+            return;
+        }
+    }
+    let mut to = from;
+    if !reply.relayed {
+        to.set_port(CLIENT_PORT);
+    }
+    if let Err(e) = sock.send_to(&reply.bytes, to).await {
+        tracing::warn!(%to, error = %e, "DHCPv6 reply not sent");
+        metrics.ignore("send_failed");
+        return;
+    }
+    let client = reply.client.label();
+    match &reply.boot {
+        Ok(url) => {
+            tracing::info!(%to, message = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")
+        }
+        Err(why) => {
+            tracing::info!(%to, message = reply.answered.as_str(), client, addrs = ?reply.addrs, "DHCPv6 reply, no boot URL: {why}")
+        }
+    }
+    metrics
+        .replied
+        .get_or_create(&ReplyLabels {
+            message: reply.answered.as_str(),
+            client,
+        })
+        .inc();
+}
