@@ -11,4 +11,5 @@ pub mod dhcp4;
 pub mod dhcp6;
 pub mod netif;
 pub mod policy;
+pub mod ra;
 pub mod store;

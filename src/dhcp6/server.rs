@@ -303,21 +303,21 @@ impl Server {
         now: u64,
     ) -> (Option<Ipv6Addr>, Option<Change>) {
         let held = self.leases.of(id).cloned();
-        if held.is_none() {
-            if let Some(other) = self.leases.same_duid_elsewhere(id, now) {
-                let what = if id.duid.starts_with(&duid::UUID.to_be_bytes()) {
-                    "duplicate SMBIOS UUID"
-                } else {
-                    "duplicate DUID"
-                };
-                tracing::warn!(
-                    duid = %hex(&id.duid),
-                    link = %hex(&id.link),
-                    other_link = %hex(&other.link),
-                    other_addr = %other.addr,
-                    "{what}: one client identifier from two link-layer addresses; treating them as two machines"
-                );
-            }
+        if held.is_none()
+            && let Some(other) = self.leases.same_duid_elsewhere(id, now)
+        {
+            let what = if id.duid.starts_with(&duid::UUID.to_be_bytes()) {
+                "duplicate SMBIOS UUID"
+            } else {
+                "duplicate DUID"
+            };
+            tracing::warn!(
+                duid = %hex(&id.duid),
+                link = %hex(&id.link),
+                other_link = %hex(&other.link),
+                other_addr = %other.addr,
+                "{what}: one client identifier from two link-layer addresses; treating them as two machines"
+            );
         }
         let lt = self.cfg.lease_time;
         let Some(addr) = self.leases.pick(id, ia.addresses().next(), now) else {

@@ -177,7 +177,7 @@ fn length_ok(code: u16, len: usize) -> bool {
     match code {
         opt::IA_NA => len >= IA_NA_HEADER,
         opt::IAADDR => len >= IAADDR_HEADER,
-        opt::ORO | opt::CLIENT_ARCH_TYPE => len % 2 == 0,
+        opt::ORO | opt::CLIENT_ARCH_TYPE => len.is_multiple_of(2),
         opt::ELAPSED_TIME => len == 2,
         opt::VENDOR_CLASS => len >= 4,
         opt::CLIENT_LINKLAYER_ADDR => len >= 2,
