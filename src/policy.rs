@@ -291,6 +291,18 @@ pub fn http_url(at: SocketAddr, file: &str) -> String {
     }
 }
 
+/// Builds a policy without a whole config, for other modules' unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    pub fn policy(boot: Boot, http: Option<&str>) -> Policy {
+        Policy {
+            boot,
+            http_listen: http.map(|h| vec![h.parse().unwrap()]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -77,13 +77,13 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
             "missing key `interface`: the network interface to serve on",
         );
     }
-    if let (Some(i), Checks::System) = (&interface, checks) {
-        if nix::net::if_::if_nametoindex(i.value.as_str()).is_err() {
-            r.problem(
-                i.span.clone(),
-                format!("interface `{}` does not exist", i.value),
-            );
-        }
+    if let (Some(i), Checks::System) = (&interface, checks)
+        && nix::net::if_::if_nametoindex(i.value.as_str()).is_err()
+    {
+        r.problem(
+            i.span.clone(),
+            format!("interface `{}` does not exist", i.value),
+        );
     }
     let state_dir = r
         .string(top, "state_dir")
@@ -399,17 +399,17 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
                         s.value
                     ),
                 );
-            } else if let (Some(h), Checks::System) = (http, checks) {
-                if !h.root.join(&s.value).is_file() {
-                    r.problem(
-                        s.span.clone(),
-                        format!(
-                            "menu.item.{key}: `{}` is missing from the http root {}",
-                            s.value,
-                            h.root.display()
-                        ),
-                    );
-                }
+            } else if let (Some(h), Checks::System) = (http, checks)
+                && !h.root.join(&s.value).is_file()
+            {
+                r.problem(
+                    s.span.clone(),
+                    format!(
+                        "menu.item.{key}: `{}` is missing from the http root {}",
+                        s.value,
+                        h.root.display()
+                    ),
+                );
             }
             Some(s.value)
         };
@@ -469,14 +469,14 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
             });
         }
     }
-    if let Some(d) = &default {
-        if !items.iter().any(|i| i.id == d.value) && !["local", "shell"].contains(&d.value.as_str())
-        {
-            r.problem(
-                d.span.clone(),
-                format!("menu.default `{}` names no menu item", d.value),
-            );
-        }
+    if let Some(d) = &default
+        && !items.iter().any(|i| i.id == d.value)
+        && !["local", "shell"].contains(&d.value.as_str())
+    {
+        r.problem(
+            d.span.clone(),
+            format!("menu.default `{}` names no menu item", d.value),
+        );
     }
     r.finish(t);
     Menu {
@@ -489,18 +489,17 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
 fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
     let mac = r.string(&mut t, "mac");
     let boot = r.string(&mut t, "boot");
-    if let Some(b) = &boot {
-        if !menu.items.iter().any(|i| i.id == b.value)
-            && !["local", "menu"].contains(&b.value.as_str())
-        {
-            r.problem(
-                b.span.clone(),
-                format!(
-                    "host.boot `{}` names no menu item (or `local`, `menu`)",
-                    b.value
-                ),
-            );
-        }
+    if let Some(b) = &boot
+        && !menu.items.iter().any(|i| i.id == b.value)
+        && !["local", "menu"].contains(&b.value.as_str())
+    {
+        r.problem(
+            b.span.clone(),
+            format!(
+                "host.boot `{}` names no menu item (or `local`, `menu`)",
+                b.value
+            ),
+        );
     }
     if mac.is_none() && !t.has("mac") {
         r.problem(t.span.clone(), "[[host]] needs `mac`");
