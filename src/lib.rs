@@ -8,5 +8,9 @@
 pub mod cli;
 pub mod config;
 pub mod dhcp4;
+pub mod explain;
+pub mod mac;
+pub mod metrics;
 pub mod policy;
+pub mod serve;
 pub mod store;

@@ -506,7 +506,7 @@ fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
     }
     r.finish(t);
     let mac = mac?;
-    match parse_mac(&mac.value) {
+    match crate::mac::parse(&mac.value) {
         Some(m) => Some(Host {
             mac: m,
             boot: boot.map(|b| b.value),
@@ -522,20 +522,6 @@ fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
             None
         }
     }
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), any case.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 fn valid_id(s: &str) -> bool {
@@ -726,19 +712,5 @@ args = "console=ttyS0,115200"
             "{out}"
         );
         assert_eq!(out.lines().count(), 2, "{out}");
-    }
-
-    #[test]
-    fn macs_parse_in_either_form() {
-        assert_eq!(
-            parse_mac("52:54:00:AB:cd:01"),
-            Some([0x52, 0x54, 0, 0xab, 0xcd, 1])
-        );
-        assert_eq!(
-            parse_mac("52-54-00-ab-cd-01"),
-            Some([0x52, 0x54, 0, 0xab, 0xcd, 1])
-        );
-        assert_eq!(parse_mac("52:54:00:ab:cd"), None);
-        assert_eq!(parse_mac("52:54:00:ab:cd:01:02"), None);
     }
 }

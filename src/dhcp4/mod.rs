@@ -2,4 +2,5 @@
 //! in-memory lease table, `server` is the sans-IO decision core, `shell` moves datagrams.
 pub mod leases;
 pub mod server;
+pub mod shell;
 pub mod wire;

@@ -164,6 +164,10 @@ impl Server {
         }
     }
 
+    pub fn subnet(&self) -> ipnet::Ipv4Net {
+        self.cfg.subnet
+    }
+
     pub fn leases(&self) -> &Leases {
         &self.leases
     }

@@ -17,7 +17,9 @@ pub const SERVER_V6: &str = "fd00:1::1";
 
 /// Runs `cmd` and panics with its output when it fails: lab set-up must not fail quietly.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -47,15 +49,40 @@ impl Lab {
             "lab tests need root (network namespaces); run them through `make test`"
         );
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let short: String = test
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         let ns = format!("sb-{short}-{}-{n}", std::process::id());
         ip(&["netns", "add", &ns]);
-        let lab = Lab { ns, clients: Vec::new(), children: Vec::new(), dir: tempfile::tempdir().unwrap() };
+        let lab = Lab {
+            ns,
+            clients: Vec::new(),
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
         lab.exec_ok(&["ip", "link", "set", "lo", "up"]);
         lab.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
         lab.exec_ok(&["ip", "link", "set", "br0", "up"]);
-        lab.exec_ok(&["ip", "addr", "add", &format!("{SERVER_V4}/24"), "dev", "br0"]);
-        lab.exec_ok(&["ip", "-6", "addr", "add", &format!("{SERVER_V6}/64"), "dev", "br0", "nodad"]);
+        lab.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SERVER_V4}/24"),
+            "dev",
+            "br0",
+        ]);
+        lab.exec_ok(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{SERVER_V6}/64"),
+            "dev",
+            "br0",
+            "nodad",
+        ]);
         lab
     }
 
@@ -67,7 +94,9 @@ impl Lab {
         ip(&["netns", "add", &cns]);
         self.clients.push(cns.clone());
         let host_end = format!("v{}", self.clients.len());
-        self.exec_ok(&["ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &cns]);
+        self.exec_ok(&[
+            "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &cns,
+        ]);
         self.exec_ok(&["ip", "link", "set", &host_end, "master", "br0"]);
         self.exec_ok(&["ip", "link", "set", &host_end, "up"]);
         let c = |args: &[&str]| exec_in(&cns, args);
@@ -105,7 +134,14 @@ impl Lab {
             .open(self.log_path())
             .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_sixboot"), "serve", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                env!("CARGO_BIN_EXE_sixboot"),
+                "serve",
+                "--config",
+            ])
             .arg(config)
             .env("RUST_LOG", "sixboot=debug")
             .stdout(Stdio::null())
@@ -130,7 +166,9 @@ impl Lab {
     pub fn stop(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
         let i = self.children.iter().position(|c| c.id() == pid)?;
         let mut c = self.children.remove(i);
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
