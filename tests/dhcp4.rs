@@ -109,10 +109,12 @@ fn ask(s: &UdpSocket, to: SocketAddr, pkt: &[u8], secs: u64) -> Option<Vec<u8>> 
         s.send_to(pkt, to).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(1);
         while std::time::Instant::now() < deadline {
-            if let Ok((n, _)) = s.recv_from(&mut buf) {
-                if n >= 240 && buf[0] == 2 && buf[4..8] == pkt[4..8] {
-                    return Some(buf[..n].to_vec());
-                }
+            if let Ok((n, _)) = s.recv_from(&mut buf)
+                && n >= 240
+                && buf[0] == 2
+                && buf[4..8] == pkt[4..8]
+            {
+                return Some(buf[..n].to_vec());
             }
         }
     }
@@ -142,7 +144,7 @@ fn decode(r: &[u8]) -> (u8, Ipv4Addr, String) {
 
 const BCAST: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::BROADCAST, 67));
 
-fn started(lab: &mut Lab, cfg: &PathBuf) -> u32 {
+fn started(lab: &mut Lab, cfg: &std::path::Path) -> u32 {
     let pid = lab.start_sixboot(cfg);
     assert!(
         lab.wait_log("DHCPv4 listening", 20),

@@ -594,6 +594,55 @@ mod tests {
         reply(&s.handle(now, LOCAL, &req)).clone()
     }
 
+    /// Real packets captured from QEMU firmware (tests/fixtures/README.md).
+    const ROM_IPXE: &[u8] = include_bytes!("../../tests/fixtures/dhcp4/ipxe-rom-bios-discover.bin");
+    const SNPONLY: &[u8] =
+        include_bytes!("../../tests/fixtures/dhcp4/ipxe-snponly-efi-discover.bin");
+    const DHCLIENT: &[u8] = include_bytes!("../../tests/fixtures/dhcp4/dhclient-discover.bin");
+    const OVMF_DISCOVER: &[u8] =
+        include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-discover.bin");
+    const OVMF_REQUEST: &[u8] =
+        include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-request.bin");
+
+    #[test]
+    fn captured_ipxe_and_dhclient_discovers_are_refused() {
+        let mut s = server();
+        assert_eq!(
+            s.handle(NOW, LOCAL, ROM_IPXE).result,
+            Err(Reason::Refused(Refusal::Ipxe))
+        );
+        assert_eq!(
+            s.handle(NOW, LOCAL, SNPONLY).result,
+            Err(Reason::Refused(Refusal::Ipxe))
+        );
+        assert_eq!(
+            s.handle(NOW, LOCAL, DHCLIENT).result,
+            Err(Reason::Refused(Refusal::NotFirmware))
+        );
+    }
+
+    #[test]
+    fn captured_ovmf_discover_and_request_get_offer_and_ack() {
+        // The captured REQUEST asks for what the reference server offered; start the pool
+        // there so our OFFER names the same address.
+        let wanted = Packet::parse(OVMF_REQUEST).unwrap().requested_ip().unwrap();
+        let mut c = cfg();
+        c.pool = (wanted, Ipv4Addr::new(192, 168, 1, 254));
+        let mut s = Server::new(c, policy(), vec![]);
+        let o = s.handle(NOW, LOCAL, OVMF_DISCOVER);
+        let offer = reply(&o);
+        assert_eq!(
+            (offer.kind, offer.yiaddr, offer.dest),
+            (MessageType::Offer, wanted, Destination::Broadcast)
+        );
+        assert_eq!(o.boot.as_ref().unwrap().file, "snponly.efi");
+        let o = s.handle(NOW, LOCAL, OVMF_REQUEST);
+        let ack = reply(&o);
+        assert_eq!((ack.kind, ack.yiaddr), (MessageType::Ack, wanted));
+        assert_eq!(parsed(ack).fname().unwrap(), b"snponly.efi\0");
+        assert_eq!(o.persist.unwrap().state, LeaseState::Bound);
+    }
+
     #[test]
     fn bios_firmware_gets_undionly_with_only_the_seed_options() {
         // A BIOS PXE ROM that is not iPXE: plain PXEClient arch 0.

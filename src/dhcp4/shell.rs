@@ -130,12 +130,12 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
             neighbour_ok.clone(),
         );
         let task = async move {
-            if let Some(l) = persist {
-                if let Err(e) = writer.persist(Change::Lease4(l)).await {
-                    metrics.store_failures.inc();
-                    warn!(error = %e, "lease not durable; reply withheld");
-                    return;
-                }
+            if let Some(l) = persist
+                && let Err(e) = writer.persist(Change::Lease4(l)).await
+            {
+                metrics.store_failures.inc();
+                warn!(error = %e, "lease not durable; reply withheld");
+                return;
             }
             if let Some(r) = reply {
                 let to = match r.dest {
