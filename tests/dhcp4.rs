@@ -351,3 +351,80 @@ fn leases_survive_restart_and_kill_9() {
     let newcomer = dora(&s, [0x52, 0x54, 0, 0xbb, 0, 1], 0).0;
     assert!(!before.contains(&newcomer));
 }
+
+/// DORA without panicking: `None` when any step got no answer (the server may be down).
+fn try_dora(s: &UdpSocket, mac: [u8; 6]) -> Option<Ipv4Addr> {
+    let offer = ask(
+        s,
+        BCAST,
+        &packet(mac, true, Ipv4Addr::UNSPECIFIED, &firmware_opts(1, 0, &[])),
+        1,
+    )?;
+    let addr = decode(&offer).1;
+    let extra = [tlv(50, &addr.octets()), tlv(54, &[192, 168, 1, 1])];
+    let ack = ask(
+        s,
+        BCAST,
+        &packet(
+            mac,
+            true,
+            Ipv4Addr::UNSPECIFIED,
+            &firmware_opts(3, 0, &extra),
+        ),
+        1,
+    )?;
+    let (mt, acked, _) = decode(&ack);
+    (mt == 5).then_some(acked)
+}
+
+#[test]
+fn kill_9_under_load_loses_no_acked_lease_and_never_doubles_an_address() {
+    let mut lab = Lab::new("d4load");
+    let c = lab.client("c", None, None);
+    let cfg = config(&lab, "");
+    let pid = started(&mut lab, &cfg);
+    let macs: Vec<[u8; 6]> = (0..60u8)
+        .map(|i| [0x52, 0x54, 0, 0xcc, i / 16, i])
+        .collect();
+    // Load: DORAs from many clients on a background thread, while the server is killed.
+    let load_ns = c.clone();
+    let load_macs = macs.clone();
+    let load = std::thread::spawn(move || {
+        let s = client_socket(&load_ns, Ipv4Addr::UNSPECIFIED, 68);
+        load_macs
+            .iter()
+            .filter_map(|&m| try_dora(&s, m).map(|a| (m, a)))
+            .collect::<Vec<_>>()
+    });
+    let acks = || lab.log().matches("reply=ACK").count();
+    assert!(
+        common::wait_until(Duration::from_secs(20), || acks() >= 10),
+        "load did not start"
+    );
+    lab.kill9(pid);
+    let acked_before = load.join().unwrap();
+    assert!(
+        acked_before.len() >= 10,
+        "no client was ACKed before the kill"
+    );
+    assert!(
+        acked_before.len() < macs.len(),
+        "the kill came after the load ended"
+    );
+    started(&mut lab, &cfg);
+    let s = client_socket(&c, Ipv4Addr::UNSPECIFIED, 68);
+    let mut seen = std::collections::HashMap::new();
+    for &m in &macs {
+        let a = dora(&s, m, 0).0;
+        if let Some(prev) = seen.insert(a, m) {
+            panic!("{a} held by both {prev:02x?} and {m:02x?}");
+        }
+    }
+    for (m, a) in &acked_before {
+        assert_eq!(
+            seen.get(a),
+            Some(m),
+            "client {m:02x?} lost its ACKed address {a}"
+        );
+    }
+}
