@@ -154,42 +154,33 @@ fn started(lab: &mut Lab, cfg: &std::path::Path) -> u32 {
     pid
 }
 
-/// DISCOVER then REQUEST; returns the ACKed address and file.
-fn dora(s: &UdpSocket, mac: [u8; 6], arch: u16) -> (Ipv4Addr, String) {
-    let offer = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(1, arch, &[]),
-        ),
-        10,
-    )
-    .expect("no OFFER");
+/// DISCOVER then REQUEST, waiting `secs` for each answer; the ACKed address and file, or
+/// what went wrong.
+fn try_dora(
+    s: &UdpSocket,
+    mac: [u8; 6],
+    arch: u16,
+    secs: u64,
+) -> Result<(Ipv4Addr, String), String> {
+    let none = Ipv4Addr::UNSPECIFIED;
+    let discover = packet(mac, true, none, &firmware_opts(1, arch, &[]));
+    let offer = ask(s, BCAST, &discover, secs).ok_or("no OFFER")?;
     let (mt, addr, file) = decode(&offer);
-    assert_eq!(mt, 2, "expected OFFER");
+    if mt != 2 {
+        return Err(format!("expected OFFER, got message type {mt}"));
+    }
     let extra = [tlv(50, &addr.octets()), tlv(54, &[192, 168, 1, 1])];
-    let ack = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(3, arch, &extra),
-        ),
-        10,
-    )
-    .expect("no ACK");
-    let (mt, acked, ack_file) = decode(&ack);
-    assert_eq!(
-        (mt, acked, &ack_file),
-        (5, addr, &file),
-        "expected ACK of the offered address"
-    );
-    (addr, file)
+    let request = packet(mac, true, none, &firmware_opts(3, arch, &extra));
+    let ack = ask(s, BCAST, &request, secs).ok_or("no ACK")?;
+    match decode(&ack) {
+        (5, acked, f) if acked == addr && f == file => Ok((addr, file)),
+        other => Err(format!("expected ACK of {addr} {file}, got {other:?}")),
+    }
+}
+
+/// A DORA that must succeed.
+fn dora(s: &UdpSocket, mac: [u8; 6], arch: u16) -> (Ipv4Addr, String) {
+    try_dora(s, mac, arch, 10).unwrap_or_else(|e| panic!("DORA for {mac:02x?}: {e}"))
 }
 
 #[test]
@@ -350,31 +341,6 @@ fn leases_survive_restart_and_kill_9() {
     // A new client never gets an address another client holds.
     let newcomer = dora(&s, [0x52, 0x54, 0, 0xbb, 0, 1], 0).0;
     assert!(!before.contains(&newcomer));
-}
-
-/// DORA without panicking: `None` when any step got no answer (the server may be down).
-fn try_dora(s: &UdpSocket, mac: [u8; 6]) -> Option<Ipv4Addr> {
-    let offer = ask(
-        s,
-        BCAST,
-        &packet(mac, true, Ipv4Addr::UNSPECIFIED, &firmware_opts(1, 0, &[])),
-        1,
-    )?;
-    let addr = decode(&offer).1;
-    let extra = [tlv(50, &addr.octets()), tlv(54, &[192, 168, 1, 1])];
-    let ack = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(3, 0, &extra),
-        ),
-        1,
-    )?;
-    let (mt, acked, _) = decode(&ack);
-    (mt == 5).then_some(acked)
 }
 
 #[test]

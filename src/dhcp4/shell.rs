@@ -2,7 +2,7 @@
 //! (SO_BINDTODEVICE, so replies never leave on another interface), a neighbour entry for
 //! unicast to clients without an address, and the durable-before-reply rule.
 
-use super::server::{Destination, Outcome, Server};
+use super::server::{Destination, Outcome, Reason, Server};
 use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
@@ -178,6 +178,10 @@ fn account(m: &Dhcp4Metrics, out: &Outcome, from: SocketAddr) {
     match &out.result {
         Ok(r) => {
             info!(%mac, %from, request = %msg, reply = %r.kind.name(), yiaddr = %r.yiaddr, %arch, %file, "dhcp4 answered")
+        }
+        Err(Reason::PoolExhausted) => {
+            inc(&m.ignored, "reason", Reason::PoolExhausted.as_str());
+            warn!(%mac, %from, request = %msg, reason = "pool_exhausted", "dhcp4 not answered: the address pool is exhausted");
         }
         Err(reason) => {
             inc(&m.ignored, "reason", reason.as_str());
