@@ -409,6 +409,18 @@ fn http_path_url(at: SocketAddr, path: &str) -> String {
     }
 }
 
+/// Builds a policy without a whole config, for other modules' unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    pub fn policy(boot: Boot, http: Option<&str>) -> Policy {
+        Policy {
+            boot,
+            http_listen: http.map(|h| vec![h.parse().unwrap()]),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

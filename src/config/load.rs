@@ -77,13 +77,13 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
             "missing key `interface`: the network interface to serve on",
         );
     }
-    if let (Some(i), Checks::System) = (&interface, checks) {
-        if nix::net::if_::if_nametoindex(i.value.as_str()).is_err() {
-            r.problem(
-                i.span.clone(),
-                format!("interface `{}` does not exist", i.value),
-            );
-        }
+    if let (Some(i), Checks::System) = (&interface, checks)
+        && nix::net::if_::if_nametoindex(i.value.as_str()).is_err()
+    {
+        r.problem(
+            i.span.clone(),
+            format!("interface `{}` does not exist", i.value),
+        );
     }
     let state_dir = r
         .string(top, "state_dir")
@@ -399,17 +399,17 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
                         s.value
                     ),
                 );
-            } else if let (Some(h), Checks::System) = (http, checks) {
-                if !h.root.join(&s.value).is_file() {
-                    r.problem(
-                        s.span.clone(),
-                        format!(
-                            "menu.item.{key}: `{}` is missing from the http root {}",
-                            s.value,
-                            h.root.display()
-                        ),
-                    );
-                }
+            } else if let (Some(h), Checks::System) = (http, checks)
+                && !h.root.join(&s.value).is_file()
+            {
+                r.problem(
+                    s.span.clone(),
+                    format!(
+                        "menu.item.{key}: `{}` is missing from the http root {}",
+                        s.value,
+                        h.root.display()
+                    ),
+                );
             }
             Some(s.value)
         };
@@ -469,14 +469,14 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
             });
         }
     }
-    if let Some(d) = &default {
-        if !items.iter().any(|i| i.id == d.value) && !["local", "shell"].contains(&d.value.as_str())
-        {
-            r.problem(
-                d.span.clone(),
-                format!("menu.default `{}` names no menu item", d.value),
-            );
-        }
+    if let Some(d) = &default
+        && !items.iter().any(|i| i.id == d.value)
+        && !["local", "shell"].contains(&d.value.as_str())
+    {
+        r.problem(
+            d.span.clone(),
+            format!("menu.default `{}` names no menu item", d.value),
+        );
     }
     r.finish(t);
     Menu {
@@ -489,25 +489,24 @@ fn menu(r: &mut Reader, top: &mut Table, http: Option<&Http>, checks: Checks) ->
 fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
     let mac = r.string(&mut t, "mac");
     let boot = r.string(&mut t, "boot");
-    if let Some(b) = &boot {
-        if !menu.items.iter().any(|i| i.id == b.value)
-            && !["local", "menu"].contains(&b.value.as_str())
-        {
-            r.problem(
-                b.span.clone(),
-                format!(
-                    "host.boot `{}` names no menu item (or `local`, `menu`)",
-                    b.value
-                ),
-            );
-        }
+    if let Some(b) = &boot
+        && !menu.items.iter().any(|i| i.id == b.value)
+        && !["local", "menu"].contains(&b.value.as_str())
+    {
+        r.problem(
+            b.span.clone(),
+            format!(
+                "host.boot `{}` names no menu item (or `local`, `menu`)",
+                b.value
+            ),
+        );
     }
     if mac.is_none() && !t.has("mac") {
         r.problem(t.span.clone(), "[[host]] needs `mac`");
     }
     r.finish(t);
     let mac = mac?;
-    match parse_mac(&mac.value) {
+    match crate::mac::parse(&mac.value) {
         Some(m) => Some(Host {
             mac: m,
             boot: boot.map(|b| b.value),
@@ -523,20 +522,6 @@ fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
             None
         }
     }
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (or with `-`), any case.
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split([':', '-']);
-    for b in &mut out {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 fn valid_id(s: &str) -> bool {
@@ -562,43 +547,11 @@ fn relative_inside(p: &str) -> Option<&Path> {
 mod tests {
     use super::*;
 
-    const CONTRACT: &str = r#"interface = "lo"
-state_dir = "state"
-
-[dhcp4]
-subnet = "192.168.1.0/24"
-pool = ["192.168.1.10", "192.168.1.254"]
-lease_time = 600
-max_lease_time = 7200
-next_server = "192.168.1.1"
-
-[boot]
-bios = "undionly.kpxe"
-uefi_x64 = "snponly.efi"
-
-[tftp]
-root = "tftp"
-
-[ipv6]
-prefix = "fd00:1::/64"
-router_advertisements = true
-pool = ["fd00:1::100", "fd00:1::1ff"]
-
-[http]
-listen = ["[fd00:1::1]:8080"]
-root = "http"
-
-[menu]
-default = "memtest"
-timeout = 5
-
-[[menu.item]]
-id = "memtest"
-title = "Memtest86+"
-bios = "memtest86+x64.bin"
-efi = "memtest86+x64.efi"
-args = "console=ttyS0,115200"
-"#;
+    /// The contract example, with an interface every machine has.
+    fn contract() -> String {
+        include_str!("../../examples/sixboot.toml")
+            .replace("interface = \"br0\"", "interface = \"lo\"")
+    }
 
     fn errors(text: &str) -> String {
         parse(text, "x.toml", Path::new("/etc/sixboot"), Checks::FileOnly)
@@ -609,7 +562,7 @@ args = "console=ttyS0,115200"
     #[test]
     fn contract_config_parses_with_paths_resolved() {
         let c = parse(
-            CONTRACT,
+            &contract(),
             "x.toml",
             Path::new("/etc/sixboot"),
             Checks::FileOnly,
@@ -643,11 +596,12 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn no_dhcp4_table_means_ipv6_only() {
-        let text = CONTRACT.replace("[dhcp4]", "[unused]");
+        let text = contract().replace("[dhcp4]", "[unused]");
         // The rest of the dhcp4 keys now sit in an unknown table; drop it instead.
-        let start = CONTRACT.find("[dhcp4]").unwrap();
-        let end = CONTRACT.find("[boot]").unwrap();
-        let v6only = format!("{}{}", &CONTRACT[..start], &CONTRACT[end..]);
+        let c = contract();
+        let start = c.find("[dhcp4]").unwrap();
+        let end = c.find("[boot]").unwrap();
+        let v6only = format!("{}{}", &c[..start], &c[end..]);
         assert!(errors(&text).contains("unknown key `unused`"));
         let c = parse(&v6only, "x.toml", Path::new("."), Checks::FileOnly).unwrap();
         assert!(c.dhcp4.is_none());
@@ -655,7 +609,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn every_problem_is_reported_with_line_and_column() {
-        let text = CONTRACT
+        let text = contract()
             .replace("lease_time = 600", "lease_tme = 600")
             .replace("\"192.168.1.254\"", "\"192.168.2.5\"")
             .replace(
@@ -664,15 +618,15 @@ args = "console=ttyS0,115200"
             );
         let out = errors(&text);
         assert!(
-            out.contains("x.toml:7:1: unknown key `lease_tme` in [dhcp4]"),
+            out.contains("x.toml:9:1: unknown key `lease_tme` in [dhcp4]"),
             "{out}"
         );
         assert!(
-            out.contains("x.toml:6:25: pool address 192.168.2.5 is outside subnet 192.168.1.0/24"),
+            out.contains("x.toml:8:25: pool address 192.168.2.5 is outside subnet 192.168.1.0/24"),
             "{out}"
         );
         assert!(
-            out.contains("x.toml:9:15: dhcp4.next_server: `192.168.1.300` is not an IPv4 address"),
+            out.contains("x.toml:11:15: dhcp4.next_server: `192.168.1.300` is not an IPv4 address"),
             "{out}"
         );
         assert_eq!(out.lines().count(), 3, "{out}");
@@ -687,7 +641,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn menu_cross_references_are_checked() {
-        let text = CONTRACT.replace("default = \"memtest\"", "default = \"burnin\"")
+        let text = contract().replace("default = \"memtest\"", "default = \"burnin\"")
             + "\n[[host]]\nmac = \"52:54:00:zz:34:56\"\n";
         let out = errors(&text);
         assert!(
@@ -699,7 +653,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn boot_paths_may_not_leave_the_root() {
-        let out = errors(&CONTRACT.replace("\"undionly.kpxe\"", "\"../etc/passwd\""));
+        let out = errors(&contract().replace("\"undionly.kpxe\"", "\"../etc/passwd\""));
         assert!(
             out.contains("boot.bios: `../etc/passwd` must be a relative path"),
             "{out}"
@@ -714,12 +668,12 @@ args = "console=ttyS0,115200"
         std::fs::write(dir.path().join("tftp/undionly.kpxe"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.bin"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.efi"), b"x").unwrap();
-        let text = CONTRACT.replace("interface = \"lo\"", "interface = \"nosuch0\"");
+        let text = contract().replace("interface = \"lo\"", "interface = \"nosuch0\"");
         let out = parse(&text, "x.toml", dir.path(), Checks::System)
             .unwrap_err()
             .to_string();
         assert!(
-            out.contains("x.toml:1:13: interface `nosuch0` does not exist"),
+            out.contains("x.toml:3:13: interface `nosuch0` does not exist"),
             "{out}"
         );
         assert!(
@@ -727,19 +681,5 @@ args = "console=ttyS0,115200"
             "{out}"
         );
         assert_eq!(out.lines().count(), 2, "{out}");
-    }
-
-    #[test]
-    fn macs_parse_in_either_form() {
-        assert_eq!(
-            parse_mac("52:54:00:AB:cd:01"),
-            Some([0x52, 0x54, 0, 0xab, 0xcd, 1])
-        );
-        assert_eq!(
-            parse_mac("52-54-00-ab-cd-01"),
-            Some([0x52, 0x54, 0, 0xab, 0xcd, 1])
-        );
-        assert_eq!(parse_mac("52:54:00:ab:cd"), None);
-        assert_eq!(parse_mac("52:54:00:ab:cd:01:02"), None);
     }
 }

@@ -260,7 +260,8 @@ impl<'a> Packet<'a> {
             [v] => MessageType::from_u8(*v).ok_or(ParseError::BadMessageType)?,
             _ => return Err(ParseError::BadOptionLength(opt::MESSAGE_TYPE)),
         };
-        let fixed: [(u8, fn(usize) -> bool); 5] = [
+        type LengthRule = (u8, fn(usize) -> bool);
+        let fixed: [LengthRule; 5] = [
             (opt::REQUESTED_IP, |n| n == 4),
             (opt::SERVER_ID, |n| n == 4),
             (opt::LEASE_TIME, |n| n == 4),

@@ -112,6 +112,13 @@ impl Lab {
         cns
     }
 
+    /// Adds a tap device on the bridge, for a QEMU VM started inside the server namespace.
+    pub fn tap(&self, name: &str) {
+        self.exec_ok(&["ip", "tuntap", "add", name, "mode", "tap"]);
+        self.exec_ok(&["ip", "link", "set", name, "master", "br0"]);
+        self.exec_ok(&["ip", "link", "set", name, "up"]);
+    }
+
     /// Runs a command inside the server namespace and panics if it fails.
     pub fn exec_ok(&self, args: &[&str]) -> Output {
         exec_in(&self.ns, args)

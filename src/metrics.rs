@@ -1,0 +1,72 @@
+//! Prometheus counters for every protocol, in one registry that `/metrics` serves. Each
+//! protocol owns a small struct of its counters and registers it here at start-up.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// A counter keyed by one label, such as `reason` or `type`.
+pub type Labeled = Family<[(&'static str, &'static str); 1], Counter>;
+
+/// Counts one event under `label=value`.
+pub fn inc(f: &Labeled, label: &'static str, value: &'static str) {
+    f.get_or_create(&[(label, value)]).inc();
+}
+
+#[derive(Default, Clone)]
+pub struct Dhcp4Metrics {
+    /// Requests received, by message type.
+    pub received: Labeled,
+    /// Replies sent, by message type.
+    pub replies: Labeled,
+    /// Packets not answered, by reason.
+    pub ignored: Labeled,
+    pub leases_active: Gauge,
+    pub pool_size: Gauge,
+    /// Replies withheld because their lease could not be made durable.
+    pub store_failures: Counter,
+}
+
+impl Dhcp4Metrics {
+    pub fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("dhcp4");
+        r.register(
+            "received",
+            "DHCPv4 requests received, by message type",
+            self.received.clone(),
+        );
+        r.register(
+            "replies",
+            "DHCPv4 replies sent, by message type",
+            self.replies.clone(),
+        );
+        r.register(
+            "ignored",
+            "DHCPv4 packets not answered, by reason",
+            self.ignored.clone(),
+        );
+        r.register(
+            "leases_active",
+            "DHCPv4 leases offered or bound and not expired",
+            self.leases_active.clone(),
+        );
+        r.register(
+            "pool_size",
+            "Addresses in the DHCPv4 pool",
+            self.pool_size.clone(),
+        );
+        r.register(
+            "store_failures",
+            "DHCPv4 replies withheld: lease not durable",
+            self.store_failures.clone(),
+        );
+    }
+}
+
+/// Renders the registry in the Prometheus text format.
+pub fn render(r: &Registry) -> String {
+    let mut s = String::new();
+    prometheus_client::encoding::text::encode(&mut s, r).expect("writing to a String cannot fail");
+    s
+}

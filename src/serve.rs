@@ -1,0 +1,70 @@
+//! `sixboot serve`: loads state, starts one task per configured protocol, and stops them
+//! all on SIGTERM/SIGINT (or when one fails, with its error).
+
+use crate::config::Config;
+use crate::dhcp4;
+use crate::metrics::Dhcp4Metrics;
+use crate::policy::Policy;
+use crate::store::{SqliteStore, Store, Writer};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{error, info};
+
+/// How long tasks get to finish after a stop signal.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub async fn serve(cfg: Config) -> Result<(), String> {
+    let mut store = SqliteStore::open(&cfg.state_dir)
+        .map_err(|e| format!("{}: {e}", cfg.state_dir.display()))?;
+    let snapshot = store.load().map_err(|e| e.to_string())?;
+    let writer = Writer::start(Box::new(store));
+    let policy = Arc::new(Policy::new(&cfg));
+    let mut registry = Registry::with_prefix("sixboot");
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
+
+    if let Some(d4) = &cfg.dhcp4 {
+        let metrics = Dhcp4Metrics::default();
+        metrics.register(&mut registry);
+        let server =
+            dhcp4::server::Server::new(d4.clone(), policy.clone(), snapshot.leases4.clone());
+        let ctx = dhcp4::shell::Context {
+            interface: cfg.interface.clone(),
+            server,
+            writer: writer.clone(),
+            metrics,
+        };
+        let stop = stop.clone();
+        tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });
+    } else {
+        info!("no [dhcp4] table: IPv6-only mode, no DHCPv4 socket opened");
+    }
+
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let failure = tokio::select! {
+        _ = term.recv() => { info!("SIGTERM: stopping"); None }
+        _ = int.recv() => { info!("SIGINT: stopping"); None }
+        Some(done) = tasks.join_next() => Some(match done {
+            Ok((name, Ok(()))) => format!("{name} stopped unexpectedly"),
+            Ok((name, Err(e))) => format!("{name}: {e}"),
+            Err(e) => format!("task failed: {e}"),
+        }),
+    };
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    match failure {
+        Some(e) => {
+            error!(error = %e, "stopping");
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}

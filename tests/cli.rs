@@ -1,0 +1,158 @@
+//! The command line as an operator uses it: `check` pinpoints problems, `explain` tells
+//! what each client would get, `serve` refuses a bad config and stops cleanly.
+
+use std::process::Command;
+
+fn sixboot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sixboot"))
+}
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GOOD: &str = r#"interface = "lo"
+state_dir = "state"
+
+[dhcp4]
+subnet = "192.168.1.0/24"
+pool = ["192.168.1.10", "192.168.1.254"]
+
+[boot]
+bios = "undionly.kpxe"
+uefi_x64 = "snponly.efi"
+
+[tftp]
+root = "tftp"
+"#;
+
+fn good_dir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "tftp/undionly.kpxe", "x");
+    write(d.path(), "tftp/snponly.efi", "x");
+    d
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let d = good_dir();
+    let cfg = write(d.path(), "ok.toml", GOOD);
+    let out = sixboot()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_prints_every_problem_with_line_and_column_and_exits_1() {
+    let d = good_dir();
+    std::fs::remove_file(d.path().join("tftp/snponly.efi")).unwrap();
+    let bad = GOOD
+        .replace("interface = \"lo\"", "interface = \"nosuch9\"")
+        .replace("\"192.168.1.254\"", "\"192.168.2.254\"")
+        .replace("[tftp]", "colour = \"blue\"\n[tftp]")
+        .replace(
+            "subnet = \"192.168.1.0/24\"",
+            "subnet = \"192.168.1.0/24\"\nnext_server = \"192.168.1.999\"",
+        );
+    let cfg = write(d.path(), "bad.toml", &bad);
+    let out = sixboot()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let f = cfg.display().to_string();
+    for want in [
+        format!("{f}:1:13: interface `nosuch9` does not exist"),
+        format!("{f}:6:15: dhcp4.next_server: `192.168.1.999` is not an IPv4 address"),
+        format!("{f}:7:25: pool address 192.168.2.254 is outside subnet 192.168.1.0/24"),
+        format!("{f}:11:12: boot.uefi_x64: `snponly.efi` is missing from the tftp root"),
+        format!("{f}:13:1: unknown key `colour` in [boot]"),
+    ] {
+        assert!(err.contains(&want), "missing `{want}` in:\n{err}");
+    }
+    assert_eq!(err.lines().count(), 5, "{err}");
+}
+
+#[test]
+fn explain_covers_every_client_kind() {
+    let d = good_dir();
+    let cfg = write(d.path(), "ok.toml", GOOD);
+    let run = |kind: &str| {
+        let out = sixboot()
+            .args(["explain", "--config"])
+            .arg(&cfg)
+            .args(["--client", kind])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run("bios").contains("file \"undionly.kpxe\""));
+    assert!(run("uefi-x64").contains("file \"snponly.efi\""));
+    assert!(run("uefi-arm64").contains("no answer (reason no_boot_file_for_arch)"));
+    assert!(run("ipxe-bios").contains("no answer (reason ipxe)"));
+    assert!(run("ipxe-efi").contains("no answer (reason ipxe)"));
+    assert!(run("http-x64").contains("no answer (reason http_boot_disabled)"));
+    assert!(run("os").contains("no answer (reason not_firmware)"));
+    let out = sixboot()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--client", "toaster"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn explain_says_when_dhcp4_is_off() {
+    let d = good_dir();
+    let v6only = GOOD.replace(
+        "[dhcp4]\nsubnet = \"192.168.1.0/24\"\npool = [\"192.168.1.10\", \"192.168.1.254\"]\n",
+        "",
+    );
+    let cfg = write(d.path(), "v6.toml", &v6only);
+    let out = sixboot()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--client", "bios"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("DHCPv4: off")
+    );
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_the_problems() {
+    let d = good_dir();
+    let cfg = write(d.path(), "bad.toml", &GOOD.replace("[tftp]", "[tfpt]"));
+    let out = sixboot()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("unknown key `tfpt`")
+    );
+}
