@@ -2,10 +2,10 @@
 //! all on SIGTERM/SIGINT (or when one fails, with its error).
 
 use crate::config::Config;
-use crate::dhcp4;
-use crate::metrics::Dhcp4Metrics;
+use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
+use crate::{dhcp4, dhcp6, ra};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +42,28 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });
     } else {
         info!("no [dhcp4] table: IPv6-only mode, no DHCPv4 socket opened");
+    }
+
+    if let Some(v6) = &cfg.ipv6 {
+        let metrics = Dhcp6Metrics::default();
+        metrics.register(&mut registry);
+        let ctx = dhcp6::Dhcp6Context {
+            cfg: v6.clone(),
+            policy: policy.clone(),
+            interface: cfg.interface.clone(),
+            writer: writer.clone(),
+            leases: snapshot.leases6.clone(),
+            server_duid: dhcp6::server_duid(&snapshot.meta),
+            metrics,
+        };
+        let stop6 = stop.clone();
+        tasks.spawn(async move { ("dhcp6", dhcp6::run(ctx, stop6).await) });
+        let metrics = RaMetrics::default();
+        metrics.register(&mut registry);
+        let (v6, interface, stop) = (v6.clone(), cfg.interface.clone(), stop.clone());
+        tasks.spawn(async move { ("ra", ra::run(v6, interface, metrics, stop).await) });
+    } else {
+        info!("no [ipv6] table: no router advertisements and no DHCPv6");
     }
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

@@ -156,3 +156,67 @@ fn serve_refuses_a_bad_config_with_the_problems() {
             .contains("unknown key `tfpt`")
     );
 }
+
+#[test]
+fn explain_covers_dhcpv6_and_router_advertisements() {
+    let d = good_dir();
+    let v6 = format!(
+        "{GOOD}\n[ipv6]\nprefix = \"fd00:1::/64\"\npool = [\"fd00:1::100\", \"fd00:1::1ff\"]\n\
+         dns = [\"fd00:1::53\"]\n\n[http]\nlisten = [\"[::]:8080\"]\nroot = \"tftp\"\n"
+    );
+    let cfg = write(d.path(), "v6.toml", &v6);
+    let run = |kind: &str| {
+        let out = sixboot()
+            .args(["explain", "--config"])
+            .arg(&cfg)
+            .args(["--client", kind])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        let line = |p: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(p))
+                .unwrap_or_else(|| panic!("{kind}: no {p} line in\n{text}"))
+                .to_string()
+        };
+        (line("RA:"), line("DHCPv6:"))
+    };
+    let (ra, v6) = run("ipxe-bios");
+    assert!(ra.contains("M=1 O=1, prefix fd00:1::/64 on-link, autonomous off, router lifetime 0 s, RDNSS fd00:1::53"), "{ra}");
+    assert!(
+        v6.contains("an address from fd00:1::100-fd00:1::1ff"),
+        "{v6}"
+    );
+    assert!(
+        v6.contains("\"http://[lo's address]:8080/boot.ipxe\""),
+        "{v6}"
+    );
+    assert!(run("ipxe-efi").1.contains("/boot.ipxe\""));
+    assert!(
+        run("uefi-x64")
+            .1
+            .contains("\"tftp://[lo's address]/snponly.efi\"")
+    );
+    assert!(
+        run("bios")
+            .1
+            .contains("\"tftp://[lo's address]/undionly.kpxe\"")
+    );
+    assert!(
+        run("uefi-arm64")
+            .1
+            .contains("no boot URL (reason no_boot_file_for_arch)")
+    );
+    let http = run("http-x64").1;
+    assert!(
+        http.contains(
+            "\"http://[lo's address]:8080/boot/snponly.efi\", vendor class HTTPClient echoed"
+        ),
+        "{http}"
+    );
+    let os = run("os").1;
+    assert!(
+        os.contains("DNS fd00:1::53") && os.contains("no boot URL (reason os)"),
+        "{os}"
+    );
+}

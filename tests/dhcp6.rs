@@ -335,11 +335,8 @@ fn dhclient_gets_an_address_from_the_pool_and_no_boot_url() {
         "{text}"
     );
     let replied_os = metrics
-        .replied
-        .get_or_create(&dhcp6::shell::ReplyLabels {
-            message: "request",
-            client: "os",
-        })
+        .replies
+        .get_or_create(&[("type", "request"), ("client", "os")])
         .get();
     assert!(replied_os >= 1, "no Reply to an OS client was counted");
 }
@@ -367,4 +364,27 @@ fn leases_and_server_duid_survive_a_restart() {
     assert_eq!(server_id(&again), server_id(&first));
     let state: PathBuf = config(&lab).state_dir;
     assert!(state.join("leases.sqlite").is_file());
+}
+
+#[test]
+fn sixboot_serve_answers_dhcpv6_and_router_solicitations() {
+    let mut lab = Lab::new("dhcp6serve");
+    let c = lab.client("c1", None, None);
+    lab.write("tftp/undionly.kpxe", "x");
+    lab.write("tftp/snponly.efi", "x");
+    lab.write("http/.keep", "");
+    let path = lab.write("sixboot.toml", CONFIG);
+    lab.start_sixboot(&path);
+    let reply = lease(&c, &duid_uuid(), 7, ipxe_extras());
+    assert_eq!(
+        boot_url(&reply).as_deref(),
+        Some("http://[fd00:1::1]:8080/boot.ipxe")
+    );
+    let out = cmd_in(&c, "timeout")
+        .args(["20", "rdisc6", "-1", "-r", "5", "-w", "2000", "eth0"])
+        .output()
+        .expect("run rdisc6");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(seen.contains("fd00:1::/64"), "rdisc6 saw no RA from serve: {seen}");
+    assert!(lab.wait_log("DHCPv6 reply", 5), "no reply in the log");
 }

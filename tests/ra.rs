@@ -124,11 +124,8 @@ fn off_link_solicitations_are_ignored_and_conflicting_advertisements_counted() {
     // An RS that crossed a router (hop limit 64) is not answered.
     const RS: &[u8] = &[133, 0, 0, 0, 0, 0, 0, 0];
     let m = metrics.clone();
-    let hop_limit_label = sixboot::ra::shell::ReasonLabels {
-        reason: "hop_limit",
-    };
     let ignored = send_until(&c, RS, all_routers, 64, move || {
-        m.ignored.get_or_create(&hop_limit_label).get() >= 1
+        m.ignored.get_or_create(&[("reason", "hop_limit")]).get() >= 1
     });
     assert!(ignored, "an RS with hop limit 64 was not refused");
     assert_eq!(metrics.solicitations.get(), 0);

@@ -6,4 +6,5 @@ pub mod server;
 pub mod shell;
 pub mod wire;
 
-pub use shell::{Dhcp6Context, Dhcp6Metrics, SERVER_DUID_KEY, run, server_duid};
+pub use crate::metrics::Dhcp6Metrics;
+pub use shell::{Dhcp6Context, SERVER_DUID_KEY, run, server_duid};

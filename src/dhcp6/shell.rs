@@ -6,13 +6,10 @@
 use super::server::{Ignore, Reply, Server, hex};
 use super::wire::{ALL_SERVERS_AND_RELAYS, CLIENT_PORT, MessageType, SERVER_PORT, duid};
 use crate::config::Ipv6;
+use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
 use crate::policy::Policy;
 use crate::store::{Change, Lease6, Writer};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -48,54 +45,6 @@ pub fn server_duid(meta: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
     meta.iter()
         .find(|(k, _)| k == SERVER_DUID_KEY)
         .map(|(_, v)| v.clone())
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MessageLabels {
-    pub message: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReplyLabels {
-    pub message: &'static str,
-    pub client: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
-}
-
-/// DHCPv6 counters; clones share the same counters.
-#[derive(Clone, Debug, Default)]
-pub struct Dhcp6Metrics {
-    pub received: Family<MessageLabels, Counter>,
-    pub replied: Family<ReplyLabels, Counter>,
-    pub ignored: Family<ReasonLabels, Counter>,
-}
-
-impl Dhcp6Metrics {
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "dhcp6_received",
-            "DHCPv6 datagrams received, by message type",
-            self.received.clone(),
-        );
-        registry.register(
-            "dhcp6_replied",
-            "DHCPv6 messages answered, by message type and client class",
-            self.replied.clone(),
-        );
-        registry.register(
-            "dhcp6_ignored",
-            "DHCPv6 datagrams not answered, by reason",
-            self.ignored.clone(),
-        );
-    }
-
-    fn ignore(&self, reason: &'static str) {
-        self.ignored.get_or_create(&ReasonLabels { reason }).inc();
-    }
 }
 
 fn unix_now() -> u64 {
@@ -164,10 +113,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
             .first()
             .and_then(|&t| MessageType::from_u8(t))
             .map_or("unknown", MessageType::as_str);
-        ctx.metrics
-            .received
-            .get_or_create(&MessageLabels { message })
-            .inc();
+        inc(&ctx.metrics.received, "type", message);
         match server.handle(bytes, *from.ip(), unix_now()) {
             Ok(reply) => {
                 in_flight.spawn(send_when_durable(
@@ -186,7 +132,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
 
 fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
     tracing::debug!(%from, reason = why.as_str(), "DHCPv6 ignored: {why}");
-    metrics.ignore(why.as_str());
+    inc(&metrics.ignored, "reason", why.as_str());
 }
 
 /// Persists the reply's lease changes, then sends it: to the client's port 546, or back
@@ -201,7 +147,7 @@ async fn send_when_durable(
     for c in reply.changes {
         if let Err(e) = writer.persist(c).await {
             tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
-            metrics.ignore("store_failed");
+            metrics.store_failures.inc();
             return;
         }
     }
@@ -211,7 +157,7 @@ async fn send_when_durable(
     }
     if let Err(e) = sock.send_to(&reply.bytes, to).await {
         tracing::warn!(%to, error = %e, "DHCPv6 reply not sent");
-        metrics.ignore("send_failed");
+        inc(&metrics.ignored, "reason", "send_failed");
         return;
     }
     let client = reply.client.label();
@@ -224,10 +170,7 @@ async fn send_when_durable(
         }
     }
     metrics
-        .replied
-        .get_or_create(&ReplyLabels {
-            message: reply.answered.as_str(),
-            client,
-        })
+        .replies
+        .get_or_create(&[("type", reply.answered.as_str()), ("client", client)])
         .inc();
 }

@@ -6,4 +6,5 @@ pub mod sender;
 pub mod shell;
 pub mod wire;
 
-pub use shell::{RaMetrics, run};
+pub use crate::metrics::RaMetrics;
+pub use shell::run;

@@ -6,12 +6,9 @@
 use super::sender::{Handled, Sender, advert};
 use super::wire::{ALL_NODES, ALL_ROUTERS, HOP_LIMIT, ROUTER_ADVERT, ROUTER_SOLICIT};
 use crate::config::Ipv6;
+use crate::metrics::{RaMetrics, inc};
 use crate::netif::Link;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, setsockopt, sockopt};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
@@ -19,53 +16,6 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabels {
-    pub kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
-}
-
-/// RA counters; clones share the same counters.
-#[derive(Clone, Debug, Default)]
-pub struct RaMetrics {
-    /// RAs sent, by `unsolicited`/`solicited`.
-    pub sent: Family<KindLabels, Counter>,
-    /// Router Solicitations answered (coalesced ones too: the pending RA answers them).
-    pub solicitations: Counter,
-    /// Other routers' RAs whose M/O flags differ from ours.
-    pub conflicts: Counter,
-    pub ignored: Family<ReasonLabels, Counter>,
-}
-
-impl RaMetrics {
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "ra_sent",
-            "Router advertisements sent, by kind",
-            self.sent.clone(),
-        );
-        registry.register(
-            "ra_solicitations",
-            "Router solicitations answered",
-            self.solicitations.clone(),
-        );
-        registry.register(
-            "ra_conflicts",
-            "Other routers' advertisements with M/O flags that differ from ours",
-            self.conflicts.clone(),
-        );
-        registry.register(
-            "ra_ignored",
-            "ICMPv6 router discovery packets ignored, by reason",
-            self.ignored.clone(),
-        );
-    }
-}
 
 /// `ICMP6_FILTER` (RFC 3542 §3.2); libc does not define it.
 const ICMP6_FILTER: libc::c_int = 1;
@@ -120,8 +70,8 @@ fn receive(s: &Socket, buf: &mut [u8]) -> io::Result<(usize, Ipv6Addr, Option<u8
     Ok((msg.bytes, from, hop_limit))
 }
 
-/// Sends router advertisements on `interface` until `shutdown` turns true; returns at
-/// once when `[ipv6] router_advertisements` is off.
+/// Sends router advertisements on `interface` until `shutdown` turns true. With
+/// `[ipv6] router_advertisements = false` it sends nothing and just waits for shutdown.
 pub async fn run(
     cfg: Ipv6,
     interface: String,
@@ -130,6 +80,7 @@ pub async fn run(
 ) -> io::Result<()> {
     if !cfg.router_advertisements {
         tracing::info!("router advertisements are off ([ipv6] router_advertisements = false)");
+        let _ = shutdown.wait_for(|stop| *stop).await;
         return Ok(());
     }
     let link = Link::get(&interface)?;
@@ -149,7 +100,7 @@ pub async fn run(
                 if let Some((bytes, kind)) = sender.poll_transmit(Instant::now(), fastrand::f64()) {
                     match sock.get_ref().send_to(bytes, &to) {
                         Ok(_) => {
-                            metrics.sent.get_or_create(&KindLabels { kind: kind.as_str() }).inc();
+                            inc(&metrics.sent, "kind", kind.as_str());
                         }
                         // The link-local address may still be tentative at start; the next
                         // RA or an RS answer goes out later.
@@ -182,7 +133,7 @@ pub async fn run(
                     }
                     Err(why) => {
                         tracing::debug!(%from, reason = why.as_str(), "ICMPv6 ignored: {why}");
-                        metrics.ignored.get_or_create(&ReasonLabels { reason: why.as_str() }).inc();
+                        inc(&metrics.ignored, "reason", why.as_str());
                     }
                 }
             }
