@@ -407,7 +407,7 @@ fn unwrap_relays(datagram: &[u8]) -> Result<(Message<'_>, Vec<Relay<'_>>), Ignor
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::super::wire::tests::IPXE_SOLICIT;
+    use super::super::wire::tests::fixtures::*;
     use super::*;
     use dhcproto::{Decodable, Decoder, v6};
 
@@ -433,7 +433,13 @@ root = "http"
     const SERVER_DUID: [u8; 14] = [0, 1, 0, 1, 0x2e, 0x1f, 0, 0, 2, 0, 0, 0, 0, 1];
     const NOW: u64 = 1_795_000_000;
 
-    pub(crate) fn server() -> Server {
+    fn server() -> Server {
+        server_with(&SERVER_DUID, Vec::new())
+    }
+
+    /// A server with `duid` (that of a captured exchange's server, to replay it) and
+    /// `stored` leases.
+    fn server_with(duid: &[u8], stored: Vec<Lease6>) -> Server {
         let cfg = crate::config::parse(
             CONFIG,
             "test.toml",
@@ -445,9 +451,9 @@ root = "http"
         Server::new(
             cfg.ipv6.unwrap(),
             policy,
-            SERVER_DUID.to_vec(),
+            duid.to_vec(),
             SERVER_ADDR,
-            Vec::new(),
+            stored,
         )
     }
 
@@ -465,35 +471,8 @@ root = "http"
         )
     }
 
-    /// EDK2 PXEv6, first SOLICIT (the IPv6 stack's own): DUID-LLT, IA_NA, elapsed time,
-    /// ORO 23; no vendor class.
-    const EDK2_SOLICIT_PLAIN: &[u8] = &[
-        0x01, 0x10, 0x20, 0x30, //
-        0x00, 0x01, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x01, 0x2e, 0xc1, 0x22, 0x33, 0x52, 0x54, 0x00,
-        0x12, 0x34, 0x57, // client id: DUID-LLT 52:54:00:12:34:57
-        0x00, 0x03, 0x00, 0x0c, 0x00, 0x12, 0x34, 0x57, 0, 0, 0, 0, 0, 0, 0, 0, // IA_NA
-        0x00, 0x08, 0x00, 0x02, 0x00, 0x00, // elapsed time
-        0x00, 0x06, 0x00, 0x02, 0x00, 0x17, // ORO: DNS
-    ];
-
-    /// EDK2 PXEv6, second SOLICIT (PxeBcDxe): the same DUID and IAID, ORO 59 60 23 16,
-    /// NII 62, arch 61 = 7, vendor class 343 `PXEClient:Arch:00007:UNDI:003016`.
-    const EDK2_SOLICIT_PXE: &[u8] = &[
-        0x01, 0x10, 0x20, 0x31, //
-        0x00, 0x01, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x01, 0x2e, 0xc1, 0x22, 0x33, 0x52, 0x54, 0x00,
-        0x12, 0x34, 0x57, // client id
-        0x00, 0x03, 0x00, 0x0c, 0x00, 0x12, 0x34, 0x57, 0, 0, 0, 0, 0, 0, 0, 0, // IA_NA
-        0x00, 0x08, 0x00, 0x02, 0x00, 0x00, // elapsed time
-        0x00, 0x06, 0x00, 0x08, 0x00, 0x3b, 0x00, 0x3c, 0x00, 0x17, 0x00, 0x10, // ORO
-        0x00, 0x3e, 0x00, 0x03, 0x01, 0x03, 0x10, // NII: UNDI 3.16
-        0x00, 0x3d, 0x00, 0x02, 0x00, 0x07, // arch: x64 UEFI
-        0x00, 0x10, 0x00, 0x26, 0x00, 0x00, 0x01, 0x57, 0x00, 0x20, // vendor class 343
-        b'P', b'X', b'E', b'C', b'l', b'i', b'e', b'n', b't', b':', b'A', b'r', b'c', b'h', b':',
-        b'0', b'0', b'0', b'0', b'7', b':', b'U', b'N', b'D', b'I', b':', b'0', b'0', b'3', b'0',
-        b'1', b'6',
-    ];
-
-    /// EDK2 HTTP boot over IPv6: arch 16, vendor class 343 `HTTPClient:Arch:00016:...`.
+    /// EDK2 HTTP boot over IPv6, written from DESIGN.md §2 (no capture yet): arch 16,
+    /// vendor class 343 `HTTPClient:Arch:00016:...`.
     const HTTP_SOLICIT: &[u8] = &[
         0x01, 0x44, 0x55, 0x66, //
         0x00, 0x01, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x01, 0x2e, 0xc1, 0x22, 0x34, 0x52, 0x54, 0x00,
@@ -507,15 +486,11 @@ root = "http"
         b'0', b'0', b'1',
     ];
 
-    /// ISC dhclient -6: DUID-LLT, elapsed time, ORO 23 24, IA_NA.
-    const OS_SOLICIT: &[u8] = &[
-        0x01, 0x77, 0x88, 0x99, //
-        0x00, 0x01, 0x00, 0x0e, 0x00, 0x01, 0x00, 0x01, 0x2e, 0xc1, 0x22, 0x35, 0x52, 0x54, 0x00,
-        0x12, 0x34, 0x59, // client id
-        0x00, 0x06, 0x00, 0x04, 0x00, 0x17, 0x00, 0x18, // ORO
-        0x00, 0x08, 0x00, 0x02, 0x00, 0x00, // elapsed time
-        0x00, 0x03, 0x00, 0x0c, 0x12, 0x34, 0x59, 0x00, 0, 0, 0x0e, 0x10, 0, 0, 0x15, 0x18,
-    ];
+    /// dhclient's link-local address (MAC 02:00:00:fc:00:01) and IAID in the capture.
+    const DHCLIENT_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfefc, 1);
+    const DHCLIENT_IAID: u32 = 0x00fc_0001;
+    /// iPXE's IAID in the capture.
+    const IPXE_IAID: u32 = 0xaa55_b0df;
 
     fn option(code: u16, value: &[u8]) -> Vec<u8> {
         let mut o = code.to_be_bytes().to_vec();
@@ -561,13 +536,21 @@ root = "http"
 
     /// The first IA_NA's first address and valid lifetime, if any.
     fn ia_addr(m: &v6::Message) -> Option<(Ipv6Addr, u32)> {
+        ia_addrs(m).first().copied()
+    }
+
+    /// Every address in the first IA_NA, with its valid lifetime.
+    fn ia_addrs(m: &v6::Message) -> Vec<(Ipv6Addr, u32)> {
         let Some(v6::DhcpOption::IANA(ia)) = m.opts().get(v6::OptionCode::IANA) else {
-            return None;
+            return Vec::new();
         };
-        match ia.opts.get(v6::OptionCode::IAAddr) {
-            Some(v6::DhcpOption::IAAddr(a)) => Some((a.addr, a.valid_life)),
-            _ => None,
-        }
+        ia.opts
+            .iter()
+            .filter_map(|o| match o {
+                v6::DhcpOption::IAAddr(a) => Some((a.addr, a.valid_life)),
+                _ => None,
+            })
+            .collect()
     }
 
     fn url(m: &v6::Message) -> Option<String> {
@@ -586,11 +569,11 @@ root = "http"
 
     #[test]
     fn ipxe_solicit_and_request_get_the_script_url() {
-        let mut s = server();
+        let mut s = server_with(DNSMASQ_BIOS, Vec::new());
         let r = s.handle(IPXE_SOLICIT, ll(0x56), NOW).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Advertise);
-        assert_eq!(m.xid(), [0xab, 0xcd, 0xef]);
+        assert_eq!(m.xid(), [0x4b, 0x2b, 0xa8]);
         let (addr, valid) = ia_addr(&m).unwrap();
         assert_eq!((addr, valid), ("fd00:1::100".parse().unwrap(), 3600));
         assert_eq!(
@@ -607,11 +590,15 @@ root = "http"
         assert_eq!(dns, &["fd00:1::53".parse::<Ipv6Addr>().unwrap()]);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Offered));
 
-        let req = follow_up(IPXE_SOLICIT, MessageType::Request, 0x5634_1200, addr);
-        let r = s.handle(&req, ll(0x56), NOW + 1).unwrap();
+        // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
+        // gets the one advertised here, and the other with zero lifetimes.
+        let r = s.handle(IPXE_REQUEST, ll(0x56), NOW + 1).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
-        assert_eq!(ia_addr(&m), Some((addr, 3600)));
+        assert_eq!(
+            ia_addrs(&m),
+            [(addr, 3600), ("fd00:1::163".parse().unwrap(), 0)]
+        );
         assert_eq!(
             url(&m).as_deref(),
             Some("http://[fd00:1::1]:8080/boot.ipxe")
@@ -629,18 +616,68 @@ root = "http"
         );
     }
 
+    /// A lease of the captured OVMF client, as if this server had given it.
+    fn ovmf_lease(iaid: u32, addr: &str) -> Lease6 {
+        Lease6 {
+            addr: addr.parse().unwrap(),
+            duid: OVMF_SOLICIT_LLT[8..22].to_vec(),
+            iaid,
+            link: vec![0x52, 0x54, 0, 0x12, 0x34, 0x58],
+            state: LeaseState::Offered,
+            expires: NOW + 60,
+        }
+    }
+
     #[test]
-    fn edk2_pxe_gets_an_address_first_and_then_a_tftp_url() {
-        let mut s = server();
-        let r = s.handle(EDK2_SOLICIT_PLAIN, ll(0x57), NOW).unwrap();
-        let m = decode(&r);
-        let (first, _) = ia_addr(&m).unwrap();
-        assert_eq!((url(&m), r.client), (None, Client::Os));
-        let r = s.handle(EDK2_SOLICIT_PXE, ll(0x57), NOW + 2).unwrap();
-        let m = decode(&r);
-        assert_eq!(ia_addr(&m).map(|a| a.0), Some(first));
-        assert_eq!(url(&m).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
-        assert_eq!(vendor_echo(&m), None);
+    fn ovmf_pxe6_replays_address_only_then_tftp_url() {
+        // The capture's server offered fd00:1::1f5 to the first exchange and fd00:1::1fd to
+        // the second; stored, they replay the whole conversation.
+        let stored = vec![
+            ovmf_lease(0x77b6_dcf7, "fd00:1::1f5"),
+            ovmf_lease(0x7ed0_5eff, "fd00:1::1fd"),
+        ];
+        let mut s = server_with(DNSMASQ_OVMF, stored);
+        let from = ll(0x58);
+        let first = decode(&s.handle(OVMF_SOLICIT_LLT, from, NOW).unwrap());
+        assert_eq!(
+            ia_addr(&first).map(|a| a.0),
+            Some("fd00:1::1f5".parse().unwrap())
+        );
+        assert_eq!(url(&first), None);
+        let r = s.handle(OVMF_REQUEST_LLT, from, NOW).unwrap();
+        assert_eq!(r.client, Client::Os);
+        assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Bound));
+        assert_eq!(url(&decode(&r)), None);
+
+        let pxe = decode(&s.handle(OVMF_SOLICIT_PXE, from, NOW).unwrap());
+        assert_eq!(
+            ia_addr(&pxe).map(|a| a.0),
+            Some("fd00:1::1fd".parse().unwrap())
+        );
+        assert_eq!(url(&pxe).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
+        let r = s.handle(OVMF_REQUEST_PXE, from, NOW).unwrap();
+        assert!(matches!(r.client, Client::Firmware { .. }));
+        assert_eq!(
+            ia_addr(&decode(&r)),
+            Some(("fd00:1::1fd".parse().unwrap(), 3600))
+        );
+        assert_eq!(
+            url(&decode(&r)).as_deref(),
+            Some("tftp://[fd00:1::1]/snponly.efi")
+        );
+
+        let r = s.handle(OVMF_RELEASE, from, NOW).unwrap();
+        let [Change::Lease6(l)] = &r.changes[..] else {
+            panic!("one lease change")
+        };
+        assert_eq!(
+            (l.addr, l.state),
+            ("fd00:1::1f5".parse().unwrap(), LeaseState::Released)
+        );
+        assert!(matches!(
+            decode(&r).opts().get(v6::OptionCode::StatusCode),
+            Some(v6::DhcpOption::StatusCode(st)) if st.status == v6::Status::Success
+        ));
     }
 
     #[test]
@@ -657,12 +694,15 @@ root = "http"
 
     #[test]
     fn os_client_gets_address_and_dns_only() {
-        let r = server().handle(OS_SOLICIT, ll(0x59), NOW).unwrap();
-        let m = decode(&r);
-        assert!(ia_addr(&m).is_some());
-        assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
-        assert_eq!(url(&m), None);
-        assert_eq!(r.boot, Err(NoBootUrl::Os));
+        let mut s = server_with(DNSMASQ_DHCLIENT, Vec::new());
+        for fixture in [DHCLIENT_SOLICIT, DHCLIENT_REQUEST] {
+            let r = s.handle(fixture, DHCLIENT_LL, NOW).unwrap();
+            let m = decode(&r);
+            assert!(ia_addr(&m).is_some());
+            assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
+            assert_eq!(url(&m), None);
+            assert_eq!(r.boot, Err(NoBootUrl::Os));
+        }
     }
 
     #[test]
@@ -672,27 +712,15 @@ root = "http"
         for mac_last in [0x56, 0x60] {
             let r = s.handle(IPXE_SOLICIT, ll(mac_last), NOW).unwrap();
             let (a, _) = ia_addr(&decode(&r)).unwrap();
-            let req = follow_up(IPXE_SOLICIT, MessageType::Request, 0x5634_1200, a);
+            let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, a);
             let r = s.handle(&req, ll(mac_last), NOW).unwrap();
             got.push(ia_addr(&decode(&r)).unwrap().0);
         }
         assert_ne!(got[0], got[1]);
         // The second machine asking for the first one's address does not get it.
-        let req = follow_up(IPXE_SOLICIT, MessageType::Request, 0x5634_1200, got[0]);
+        let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, got[0]);
         let r = s.handle(&req, ll(0x60), NOW).unwrap();
-        let m = decode(&r);
-        let Some(v6::DhcpOption::IANA(ia)) = m.opts().get(v6::OptionCode::IANA) else {
-            panic!("no IA_NA")
-        };
-        let addrs: Vec<(Ipv6Addr, u32)> = ia
-            .opts
-            .iter()
-            .filter_map(|o| match o {
-                v6::DhcpOption::IAAddr(a) => Some((a.addr, a.valid_life)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(addrs, [(got[1], 3600), (got[0], 0)]);
+        assert_eq!(ia_addrs(&decode(&r)), [(got[1], 3600), (got[0], 0)]);
     }
 
     #[test]
@@ -712,32 +740,36 @@ root = "http"
     #[test]
     fn renew_rebind_release_decline_confirm() {
         let mut s = server();
-        let r = s.handle(OS_SOLICIT, ll(0x59), NOW).unwrap();
+        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW).unwrap();
         let (a, _) = ia_addr(&decode(&r)).unwrap();
-        let iaid = 0x1234_5900;
+        let iaid = DHCLIENT_IAID;
         for t in [
             MessageType::Request,
             MessageType::Renew,
             MessageType::Rebind,
         ] {
             let r = s
-                .handle(&follow_up(OS_SOLICIT, t, iaid, a), ll(0x59), NOW + 10)
+                .handle(
+                    &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
+                    DHCLIENT_LL,
+                    NOW + 10,
+                )
                 .unwrap();
             assert_eq!(ia_addr(&decode(&r)), Some((a, 3600)), "{t:?}");
             assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.expires == NOW + 3610));
         }
         let confirm = rewrite(
-            &follow_up(OS_SOLICIT, MessageType::Rebind, iaid, a),
+            &follow_up(DHCLIENT_SOLICIT, MessageType::Rebind, iaid, a),
             MessageType::Confirm,
             &[],
         );
-        let m = decode(&s.handle(&confirm, ll(0x59), NOW).unwrap());
+        let m = decode(&s.handle(&confirm, DHCLIENT_LL, NOW).unwrap());
         let Some(v6::DhcpOption::StatusCode(st)) = m.opts().get(v6::OptionCode::StatusCode) else {
             panic!("no status")
         };
         assert_eq!(st.status, v6::Status::Success);
         let elsewhere = follow_up(
-            OS_SOLICIT,
+            DHCLIENT_SOLICIT,
             MessageType::Rebind,
             iaid,
             "fd00:2::1".parse().unwrap(),
@@ -745,7 +777,7 @@ root = "http"
         let m = decode(
             &s.handle(
                 &rewrite(&elsewhere, MessageType::Confirm, &[]),
-                ll(0x59),
+                DHCLIENT_LL,
                 NOW,
             )
             .unwrap(),
@@ -757,26 +789,26 @@ root = "http"
 
         let r = s
             .handle(
-                &follow_up(OS_SOLICIT, MessageType::Release, iaid, a),
-                ll(0x59),
+                &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
+                DHCLIENT_LL,
                 NOW + 20,
             )
             .unwrap();
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Released));
         // A released address comes back to the same client.
-        let r = s.handle(OS_SOLICIT, ll(0x59), NOW + 30).unwrap();
+        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 30).unwrap();
         assert_eq!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
         let r = s
             .handle(
-                &follow_up(OS_SOLICIT, MessageType::Decline, iaid, a),
-                ll(0x59),
+                &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
+                DHCLIENT_LL,
                 NOW + 40,
             )
             .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Declined && l.duid.is_empty())
         );
-        let r = s.handle(OS_SOLICIT, ll(0x59), NOW + 50).unwrap();
+        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 50).unwrap();
         assert_ne!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
     }
 
@@ -833,7 +865,7 @@ root = "http"
             s.handle(&[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1), NOW).err(),
             Some(Ignore::NoClientId)
         );
-        let confirm = rewrite(OS_SOLICIT, MessageType::Confirm, &[]);
+        let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
             s.handle(&confirm, ll(1), NOW).err(),
             Some(Ignore::ConfirmWithoutAddresses)

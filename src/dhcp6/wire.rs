@@ -439,22 +439,44 @@ impl<'b> MessageWriter<'b> {
 pub(crate) mod tests {
     use super::*;
 
-    /// An iPXE SOLICIT as iPXE's `dhcpv6.c` builds it: elapsed time, DUID-UUID client id
-    /// (all-zero SMBIOS UUID, as in QEMU without `-uuid`), IA_NA, ORO 23 24 59 60, vendor
-    /// class 343 `PXEClient:Arch:00007:UNDI:003010`, user class `iPXE`, rapid commit off.
-    pub(crate) const IPXE_SOLICIT: &[u8] = &[
-        0x01, 0xab, 0xcd, 0xef, // SOLICIT, xid
-        0x00, 0x08, 0x00, 0x02, 0x00, 0x00, // elapsed time 0
-        0x00, 0x01, 0x00, 0x12, 0x00, 0x04, // client id, DUID-UUID:
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // all-zero UUID
-        0x00, 0x03, 0x00, 0x0c, 0x56, 0x34, 0x12, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, // IA_NA
-        0x00, 0x06, 0x00, 0x08, 0x00, 0x17, 0x00, 0x18, 0x00, 0x3b, 0x00, 0x3c, // ORO
-        0x00, 0x10, 0x00, 0x26, 0x00, 0x00, 0x01, 0x57, 0x00, 0x20, // vendor class 343
-        b'P', b'X', b'E', b'C', b'l', b'i', b'e', b'n', b't', b':', b'A', b'r', b'c', b'h', b':',
-        b'0', b'0', b'0', b'0', b'7', b':', b'U', b'N', b'D', b'I', b':', b'0', b'0', b'3', b'0',
-        b'1', b'0', //
-        0x00, 0x0f, 0x00, 0x06, 0x00, 0x04, b'i', b'P', b'X', b'E', // user class
-    ];
+    /// Real packets captured from QEMU firmware and dhclient (tests/fixtures/README.md).
+    pub(crate) mod fixtures {
+        /// iPXE (SeaBIOS NIC ROM, MAC 52:54:00:12:34:56): DUID-UUID of the all-zero SMBIOS
+        /// UUID, IA_NA, ORO 23 24 59 60, vendor class 343, arch 0, NII, user class `iPXE`.
+        pub const IPXE_SOLICIT: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ipxe-solicit.bin");
+        /// Its REQUEST for fd00:1::163, to the capture's server [`DNSMASQ_BIOS`].
+        pub const IPXE_REQUEST: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ipxe-request.bin");
+        pub const DNSMASQ_BIOS: &[u8] = &[
+            0, 1, 0, 1, 0x32, 0x98, 0xf7, 0xcc, 0x12, 0x6f, 0xf0, 0xf8, 0x82, 0x67,
+        ];
+        /// OVMF PXEv6 (MAC 52:54:00:12:34:58): first the IPv6 stack's own exchange, DUID-LLT
+        /// and no vendor class...
+        pub const OVMF_SOLICIT_LLT: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ovmf-pxe6-solicit-llt.bin");
+        pub const OVMF_REQUEST_LLT: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ovmf-pxe6-request-llt.bin");
+        pub const OVMF_RELEASE: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ovmf-pxe6-release.bin");
+        /// ...then PXE's, with another IAID, arch 7 and vendor class `PXEClient:...`.
+        pub const OVMF_SOLICIT_PXE: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ovmf-pxe6-solicit-vendor.bin");
+        pub const OVMF_REQUEST_PXE: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/ovmf-pxe6-request.bin");
+        pub const DNSMASQ_OVMF: &[u8] = &[
+            0, 1, 0, 1, 0x32, 0x98, 0xf7, 0xe5, 0x12, 0x6f, 0xf0, 0xf8, 0x82, 0x67,
+        ];
+        /// ISC dhclient -6 (MAC 02:00:00:fc:00:01): DUID-LLT, ORO 23 24 39 31, IA_NA.
+        pub const DHCLIENT_SOLICIT: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/dhclient6-solicit.bin");
+        pub const DHCLIENT_REQUEST: &[u8] =
+            include_bytes!("../../tests/fixtures/dhcp6/dhclient6-request.bin");
+        pub const DNSMASQ_DHCLIENT: &[u8] = &[
+            0, 1, 0, 1, 0x32, 0x98, 0xf7, 0xfa, 0x12, 0x6f, 0xf0, 0xf8, 0x82, 0x67,
+        ];
+    }
+    use fixtures::IPXE_SOLICIT;
 
     #[test]
     fn parses_the_ipxe_solicit() {
@@ -462,17 +484,18 @@ pub(crate) mod tests {
             panic!("not a client message")
         };
         assert_eq!(m.msg_type, MessageType::Solicit);
-        assert_eq!(m.xid, [0xab, 0xcd, 0xef]);
+        assert_eq!(m.xid, [0x4b, 0x2b, 0xa8]);
         let cid = m.options.get(opt::CLIENTID).unwrap();
         assert_eq!(&cid[..2], &duid::UUID.to_be_bytes());
         let ia = IaNa::parse(m.options.get(opt::IA_NA).unwrap()).unwrap();
-        assert_eq!(ia.iaid, 0x5634_1200);
+        assert_eq!(ia.iaid, 0xaa55_b0df);
         assert_eq!(ia.addresses().count(), 0);
         let oro: Vec<u16> = u16s(m.options.get(opt::ORO).unwrap()).collect();
         assert_eq!(oro, [23, 24, 59, 60]);
         let (ent, vc) = vendor_class(m.options.get(opt::VENDOR_CLASS).unwrap());
         assert_eq!(ent, 343);
-        assert_eq!(vc, Some(&b"PXEClient:Arch:00007:UNDI:003010"[..]));
+        assert_eq!(vc, Some(&b"PXEClient:Arch:00000:UNDI:002001"[..]));
+        assert_eq!(m.options.get(opt::CLIENT_ARCH_TYPE), Some(&[0, 0][..]));
         assert_eq!(m.options.get(opt::USER_CLASS), Some(&b"\0\x04iPXE"[..]));
     }
 

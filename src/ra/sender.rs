@@ -245,11 +245,12 @@ impl Sender {
 
 #[cfg(test)]
 mod tests {
-    use super::super::wire::tests::lab_advert;
+    use super::super::wire::tests::{IPXE_RS, OVMF_RS, lab_advert};
     use super::*;
 
-    const RS: [u8; 8] = [133, 0, 0, 0, 0, 0, 0, 0];
-    const PEER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
+    const RS: &[u8] = IPXE_RS;
+    /// iPXE's link-local address in the capture.
+    const PEER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe12, 0x3456);
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)
@@ -288,7 +289,7 @@ mod tests {
         let mut s = Sender::new(lab_advert(), t0);
         s.poll_transmit(t0, 0.0).unwrap();
         // 1 s after an RA: not before 3 s after it, plus the random delay.
-        let r = s.handle(&RS, PEER, 255, t0 + secs(1.0), 0.5).unwrap();
+        let r = s.handle(RS, PEER, 255, t0 + secs(1.0), 0.5).unwrap();
         let at = t0 + MIN_DELAY_BETWEEN_RAS + MAX_RA_DELAY_TIME / 2;
         assert_eq!(
             r,
@@ -299,7 +300,7 @@ mod tests {
         );
         // A second RS before that, whose own answer would come later, is answered by the
         // same RA.
-        let r = s.handle(&RS, PEER, 255, t0 + secs(2.0), 0.9).unwrap();
+        let r = s.handle(RS, PEER, 255, t0 + secs(2.0), 0.9).unwrap();
         assert_eq!(
             r,
             Handled::Solicited {
@@ -313,7 +314,7 @@ mod tests {
         let third = s.poll_timeout();
         assert_eq!(s.poll_transmit(third, 0.5).unwrap().1, Kind::Unsolicited);
         let later = third + secs(10.0);
-        let Handled::Solicited { at, .. } = s.handle(&RS, PEER, 255, later, 0.999).unwrap() else {
+        let Handled::Solicited { at, .. } = s.handle(RS, PEER, 255, later, 0.999).unwrap() else {
             panic!("not scheduled")
         };
         assert!(at > later && at <= later + MAX_RA_DELAY_TIME);
@@ -323,13 +324,16 @@ mod tests {
     fn only_hop_limit_255_and_valid_sources_count() {
         let mut s = Sender::new(lab_advert(), Instant::now());
         let now = Instant::now();
-        assert_eq!(s.handle(&RS, PEER, 64, now, 0.0), Err(Ignore::HopLimit(64)));
-        let mut rs_ll = RS.to_vec();
-        rs_ll.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+        assert_eq!(s.handle(RS, PEER, 64, now, 0.0), Err(Ignore::HopLimit(64)));
         assert_eq!(
-            s.handle(&rs_ll, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
+            s.handle(IPXE_RS, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
             Err(Ignore::UnspecifiedWithLinkLayer)
         );
+        // OVMF solicits before it has an address, from :: and without a link-layer address.
+        assert!(matches!(
+            s.handle(OVMF_RS, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
+            Ok(Handled::Solicited { .. })
+        ));
         let ra = lab_advert().emit();
         assert_eq!(
             s.handle(&ra, "fd00:1::9".parse().unwrap(), 255, now, 0.0),

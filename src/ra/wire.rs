@@ -305,16 +305,26 @@ pub(crate) mod tests {
         assert_eq!(Message::parse(&b), Ok(Message::RouterAdvert(lab_advert())));
     }
 
+    /// Real solicitations captured from QEMU firmware (tests/fixtures/README.md): iPXE's
+    /// with its link-layer address, OVMF's from :: with no options.
+    pub(crate) const IPXE_RS: &[u8] =
+        include_bytes!("../../tests/fixtures/icmp6/ipxe-router-solicit.bin");
+    pub(crate) const OVMF_RS: &[u8] =
+        include_bytes!("../../tests/fixtures/icmp6/ovmf-router-solicit.bin");
+
     #[test]
     fn solicits_and_malformed_packets() {
-        // rdisc6's RS: type 133, reserved, SLLAO.
-        let rs = [133, 0, 0x12, 0x34, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1];
         assert_eq!(
-            Message::parse(&rs),
+            Message::parse(IPXE_RS),
             Ok(Message::RouterSolicit {
-                source_ll: Some([2, 0, 0, 0, 0, 1])
+                source_ll: Some([0x52, 0x54, 0, 0x12, 0x34, 0x56])
             })
         );
+        assert_eq!(
+            Message::parse(OVMF_RS),
+            Ok(Message::RouterSolicit { source_ll: None })
+        );
+        let rs: [u8; 16] = IPXE_RS.try_into().unwrap();
         assert_eq!(Message::parse(&rs[..4]), Err(ParseError::Truncated));
         assert_eq!(
             Message::parse(&[128, 0, 0, 0]),
