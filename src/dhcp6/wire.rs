@@ -92,9 +92,7 @@ pub mod opt {
     pub const VENDOR_CLASS: u16 = 16;
     pub const INTERFACE_ID: u16 = 18;
     pub const DNS_SERVERS: u16 = 23;
-    pub const DOMAIN_LIST: u16 = 24;
     pub const BOOTFILE_URL: u16 = 59;
-    pub const BOOTFILE_PARAM: u16 = 60;
     pub const CLIENT_ARCH_TYPE: u16 = 61;
     pub const CLIENT_LINKLAYER_ADDR: u16 = 79;
 }
@@ -104,14 +102,12 @@ pub mod opt {
 pub enum Status {
     Success = 0,
     NoAddrsAvail = 2,
-    NoBinding = 3,
     NotOnLink = 4,
 }
 
 /// DUID types (RFC 8415 §11, RFC 6355).
 pub mod duid {
     pub const LLT: u16 = 1;
-    pub const LL: u16 = 3;
     pub const UUID: u16 = 4;
     /// Hardware type Ethernet (IANA ARP hardware types), in DUID-LLT/LL and option 79.
     pub const HW_ETHERNET: u16 = 1;
