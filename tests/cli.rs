@@ -85,17 +85,22 @@ fn check_prints_every_problem_with_line_and_column_and_exits_1() {
     assert_eq!(err.lines().count(), 5, "{err}");
 }
 
+/// `sixboot explain --config CFG --client KIND`, run.
+fn explain(cfg: &std::path::Path, kind: &str) -> std::process::Output {
+    sixboot()
+        .args(["explain", "--config"])
+        .arg(cfg)
+        .args(["--client", kind])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn explain_covers_every_client_kind() {
     let d = good_dir();
     let cfg = write(d.path(), "ok.toml", GOOD);
     let run = |kind: &str| {
-        let out = sixboot()
-            .args(["explain", "--config"])
-            .arg(&cfg)
-            .args(["--client", kind])
-            .output()
-            .unwrap();
+        let out = explain(&cfg, kind);
         assert!(
             out.status.success(),
             "{kind}: {}",
@@ -110,12 +115,7 @@ fn explain_covers_every_client_kind() {
     assert!(run("ipxe-efi").contains("no answer (reason ipxe)"));
     assert!(run("http-x64").contains("no answer (reason http_boot_disabled)"));
     assert!(run("os").contains("no answer (reason not_firmware)"));
-    let out = sixboot()
-        .args(["explain", "--config"])
-        .arg(&cfg)
-        .args(["--client", "toaster"])
-        .output()
-        .unwrap();
+    let out = explain(&cfg, "toaster");
     assert!(!out.status.success());
 }
 
@@ -127,12 +127,7 @@ fn explain_says_when_dhcp4_is_off() {
         "",
     );
     let cfg = write(d.path(), "v6.toml", &v6only);
-    let out = sixboot()
-        .args(["explain", "--config"])
-        .arg(&cfg)
-        .args(["--client", "bios"])
-        .output()
-        .unwrap();
+    let out = explain(&cfg, "bios");
     assert!(
         String::from_utf8(out.stdout)
             .unwrap()
@@ -166,13 +161,7 @@ fn explain_covers_dhcpv6_and_router_advertisements() {
     );
     let cfg = write(d.path(), "v6.toml", &v6);
     let run = |kind: &str| {
-        let out = sixboot()
-            .args(["explain", "--config"])
-            .arg(&cfg)
-            .args(["--client", kind])
-            .output()
-            .unwrap();
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = String::from_utf8(explain(&cfg, kind).stdout).unwrap();
         let line = |p: &str| {
             text.lines()
                 .find(|l| l.trim_start().starts_with(p))

@@ -16,22 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-const CONFIG: &str = r#"
-interface = "br0"
-state_dir = "state"
-[tftp]
-root = "tftp"
-[boot]
-bios = "undionly.kpxe"
-uefi_x64 = "snponly.efi"
-[ipv6]
-prefix = "fd00:1::/64"
-pool = ["fd00:1::100", "fd00:1::1ff"]
-dns = ["fd00:1::53"]
-[http]
-listen = ["[::]:8080"]
-root = "http"
-"#;
+const CONFIG: &str = include_str!("common/lab-v6.toml");
 
 fn config(lab: &Lab) -> config::Config {
     let path = lab.write("sixboot.toml", CONFIG);
@@ -385,6 +370,9 @@ fn sixboot_serve_answers_dhcpv6_and_router_solicitations() {
         .output()
         .expect("run rdisc6");
     let seen = String::from_utf8_lossy(&out.stdout);
-    assert!(seen.contains("fd00:1::/64"), "rdisc6 saw no RA from serve: {seen}");
+    assert!(
+        seen.contains("fd00:1::/64"),
+        "rdisc6 saw no RA from serve: {seen}"
+    );
     assert!(lab.wait_log("DHCPv6 reply", 5), "no reply in the log");
 }

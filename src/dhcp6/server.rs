@@ -411,23 +411,8 @@ pub(crate) mod tests {
     use super::*;
     use dhcproto::{Decodable, Decoder, v6};
 
-    /// The lab's config, as an operator would write it.
-    pub(crate) const CONFIG: &str = r#"
-interface = "br0"
-[tftp]
-root = "tftp"
-[boot]
-bios = "undionly.kpxe"
-uefi_x64 = "snponly.efi"
-[ipv6]
-prefix = "fd00:1::/64"
-pool = ["fd00:1::100", "fd00:1::1ff"]
-dns = ["fd00:1::53"]
-lease_time = 3600
-[http]
-listen = ["[fd00:1::1]:8080"]
-root = "http"
-"#;
+    /// The lab's config, shared with the namespace tests.
+    const CONFIG: &str = include_str!("../../tests/common/lab-v6.toml");
 
     const SERVER_ADDR: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
     const SERVER_DUID: [u8; 14] = [0, 1, 0, 1, 0x2e, 0x1f, 0, 0, 2, 0, 0, 0, 0, 1];
@@ -553,6 +538,13 @@ root = "http"
             .collect()
     }
 
+    fn status(m: &v6::Message) -> Option<v6::Status> {
+        match m.opts().get(v6::OptionCode::StatusCode) {
+            Some(v6::DhcpOption::StatusCode(st)) => Some(st.status),
+            _ => None,
+        }
+    }
+
     fn url(m: &v6::Message) -> Option<String> {
         match m.opts().get(v6::OptionCode::OptBootfileUrl) {
             Some(v6::DhcpOption::Unknown(u)) => Some(String::from_utf8(u.data().to_vec()).unwrap()),
@@ -674,10 +666,7 @@ root = "http"
             (l.addr, l.state),
             ("fd00:1::1f5".parse().unwrap(), LeaseState::Released)
         );
-        assert!(matches!(
-            decode(&r).opts().get(v6::OptionCode::StatusCode),
-            Some(v6::DhcpOption::StatusCode(st)) if st.status == v6::Status::Success
-        ));
+        assert_eq!(status(&decode(&r)), Some(v6::Status::Success));
     }
 
     #[test]
@@ -764,10 +753,7 @@ root = "http"
             &[],
         );
         let m = decode(&s.handle(&confirm, DHCLIENT_LL, NOW).unwrap());
-        let Some(v6::DhcpOption::StatusCode(st)) = m.opts().get(v6::OptionCode::StatusCode) else {
-            panic!("no status")
-        };
-        assert_eq!(st.status, v6::Status::Success);
+        assert_eq!(status(&m), Some(v6::Status::Success));
         let elsewhere = follow_up(
             DHCLIENT_SOLICIT,
             MessageType::Rebind,
@@ -782,10 +768,7 @@ root = "http"
             )
             .unwrap(),
         );
-        let Some(v6::DhcpOption::StatusCode(st)) = m.opts().get(v6::OptionCode::StatusCode) else {
-            panic!("no status")
-        };
-        assert_eq!(st.status, v6::Status::NotOnLink);
+        assert_eq!(status(&m), Some(v6::Status::NotOnLink));
 
         let r = s
             .handle(
