@@ -913,6 +913,63 @@ pub(crate) mod tests {
         );
     }
 
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Arbitrary bytes, and real captures with bytes overwritten, get a reply or a
+        /// reason; never a panic.
+        #[test]
+        fn prop_bad_input_never_panics(
+            junk in proptest::collection::vec(any::<u8>(), 0..200),
+            edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            which in 0usize..4,
+        ) {
+            let mut s = server();
+            let _ = s.handle(&junk, ll(1), NOW);
+            let mut b = [IPXE_SOLICIT, IPXE_REQUEST, OVMF_SOLICIT_PXE, DHCLIENT_REQUEST][which].to_vec();
+            for (at, v) in edits {
+                let n = b.len();
+                b[at % n] = v;
+            }
+            let _ = s.handle(&b, ll(1), NOW);
+            let _ = s.handle(&relay(&b, 0, None), ll(1), NOW);
+        }
+
+        /// Machines sharing one DUID-UUID and IAID on different links come and go; by
+        /// what is persisted, an address is never given to one while another still holds it.
+        #[test]
+        fn prop_one_duid_on_many_links_never_shares_an_address(
+            ops in proptest::collection::vec((0usize..4, 0x50u8..0x54, 0u64..100), 1..60),
+        ) {
+            let mut s = server();
+            let mut now = NOW;
+            // What the store would hold: address -> (link, state, expires).
+            let mut stored: HashMap<Ipv6Addr, (Vec<u8>, LeaseState, u64)> = HashMap::new();
+            let mut held: HashMap<u8, Ipv6Addr> = HashMap::new();
+            for (op, mac, dt) in ops {
+                now += dt;
+                let t = [MessageType::Solicit, MessageType::Request, MessageType::Renew, MessageType::Release][op];
+                let msg = match held.get(&mac) {
+                    Some(&a) if t != MessageType::Solicit => follow_up(IPXE_SOLICIT, t, IPXE_IAID, a),
+                    _ => IPXE_SOLICIT.to_vec(),
+                };
+                let Ok(r) = s.handle(&msg, ll(mac), now) else { continue };
+                for c in r.changes {
+                    let Change::Lease6(l) = c else { continue };
+                    if matches!(l.state, LeaseState::Offered | LeaseState::Bound) {
+                        if let Some((link, state, expires)) = stored.get(&l.addr) {
+                            let live = *expires > now && matches!(state, LeaseState::Offered | LeaseState::Bound);
+                            prop_assert!(!live || *link == l.link, "{} given away while held", l.addr);
+                        }
+                        held.insert(mac, l.addr);
+                    }
+                    stored.insert(l.addr, (l.link, l.state, l.expires));
+                }
+            }
+        }
+    }
+
     #[test]
     fn eui64_link_local_gives_the_mac_and_others_nothing() {
         assert_eq!(eui64_mac(ll(0x56)), [0x52, 0x54, 0, 0x12, 0x34, 0x56]);

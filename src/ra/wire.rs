@@ -182,9 +182,10 @@ impl Message {
             match t {
                 opt::PREFIX_INFO if o.len() == PREFIX_INFO_LEN => {
                     // A prefix length over 128 is junk from the sender; skip the option.
+                    // Bits past the length are ignored (RFC 4861 §4.6.2).
                     if let Ok(prefix) = Ipv6Net::new(addr_at(o, 16), o[2]) {
                         ra.prefixes.push(PrefixInfo {
-                            prefix,
+                            prefix: prefix.trunc(),
                             on_link: o[3] & PREFIX_ON_LINK != 0,
                             autonomous: o[3] & PREFIX_AUTONOMOUS != 0,
                             valid_lifetime: u32_at(o, 4),
@@ -311,6 +312,22 @@ pub(crate) mod tests {
         include_bytes!("../../tests/fixtures/icmp6/ipxe-router-solicit.bin");
     pub(crate) const OVMF_RS: &[u8] =
         include_bytes!("../../tests/fixtures/icmp6/ovmf-router-solicit.bin");
+
+    proptest::proptest! {
+        /// Arbitrary RS/RA bodies parse or get a reason, and what parses as an RA emits
+        /// and parses back the same.
+        #[test]
+        fn prop_parse_never_panics_and_adverts_round_trip(
+            t in proptest::prop_oneof![proptest::strategy::Just(ROUTER_SOLICIT), proptest::strategy::Just(ROUTER_ADVERT)],
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+        ) {
+            let mut b = vec![t, 0];
+            b.extend(body);
+            if let Ok(Message::RouterAdvert(ra)) = Message::parse(&b) {
+                proptest::prop_assert_eq!(Message::parse(&ra.emit()), Ok(Message::RouterAdvert(ra)));
+            }
+        }
+    }
 
     #[test]
     fn solicits_and_malformed_packets() {
