@@ -189,18 +189,10 @@ impl Server {
             .map(IaNa::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(Ignore::Parse)?;
-        let confirm_status = if t == Confirm {
-            let mut addrs = ias.iter().flat_map(IaNa::addresses).peekable();
-            if addrs.peek().is_none() {
-                return Err(Ignore::ConfirmWithoutAddresses);
-            }
-            Some(if addrs.all(|a| self.cfg.prefix.contains(&a)) {
-                Status::Success
-            } else {
-                Status::NotOnLink
-            })
-        } else {
-            None
+        let status = match t {
+            Confirm => Some(self.confirm(&ias)?),
+            Release | Decline => Some(Status::Success),
+            _ => None,
         };
 
         let vendor_class = msg
@@ -259,14 +251,8 @@ impl Server {
                 _ => {}
             }
         }
-        match (t, confirm_status) {
-            (_, Some(s)) => {
-                w.status(s, "");
-            }
-            (Release | Decline, _) => {
-                w.status(Status::Success, "");
-            }
-            _ => {}
+        if let Some(s) = status {
+            w.status(s, "");
         }
         if configures {
             if !self.cfg.dns.is_empty() {
@@ -288,6 +274,19 @@ impl Server {
             client: boot.client,
             addrs,
             boot: boot.url,
+        })
+    }
+
+    /// Confirm: are the client's addresses still on this link?
+    fn confirm(&self, ias: &[IaNa]) -> Result<Status, Ignore> {
+        let mut addrs = ias.iter().flat_map(IaNa::addresses).peekable();
+        if addrs.peek().is_none() {
+            return Err(Ignore::ConfirmWithoutAddresses);
+        }
+        Ok(if addrs.all(|a| self.cfg.prefix.contains(&a)) {
+            Status::Success
+        } else {
+            Status::NotOnLink
         })
     }
 
