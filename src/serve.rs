@@ -6,6 +6,7 @@ use crate::dhcp4;
 use crate::metrics::Dhcp4Metrics;
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
+use crate::timeline::Timeline;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let writer = Writer::start(Box::new(store));
     let policy = Arc::new(Policy::new(&cfg));
     let mut registry = Registry::with_prefix("sixboot");
+    let timeline = Arc::new(Timeline::default());
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
 
@@ -37,6 +39,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             server,
             writer: writer.clone(),
             metrics,
+            timeline: timeline.clone(),
         };
         let stop = stop.clone();
         tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });

@@ -7,6 +7,7 @@ use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
 use crate::store::{Change, Writer};
+use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -23,6 +24,7 @@ pub struct Context {
     pub server: Server,
     pub writer: Writer,
     pub metrics: Dhcp4Metrics,
+    pub timeline: Arc<Timeline>,
 }
 
 /// How often the interface's IPv4 address is looked up again.
@@ -117,7 +119,7 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
         ctx.metrics
             .leases_active
             .set(ctx.server.leases().active(now) as i64);
-        account(&ctx.metrics, &out, from);
+        account(&ctx.metrics, &ctx.timeline, &out, from);
         let Outcome {
             result, persist, ..
         } = out;
@@ -164,8 +166,8 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
     }
 }
 
-/// Logs and counts one decision.
-fn account(m: &Dhcp4Metrics, out: &Outcome, from: SocketAddr) {
+/// Logs and counts one decision, and puts what the machine got on its timeline.
+fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAddr) {
     let mac = out.mac.map(|m| Mac(&m).to_string()).unwrap_or_default();
     let msg = out.request.map_or("?", MessageType::name);
     inc(&m.received, "type", msg);
@@ -175,6 +177,28 @@ fn account(m: &Dhcp4Metrics, out: &Outcome, from: SocketAddr) {
         .as_ref()
         .map(|b| b.file.as_str())
         .unwrap_or_default();
+    let stage = |stage, detail: String| Event {
+        mac: out.mac,
+        ip: None,
+        protocol: "dhcp4",
+        stage,
+        detail,
+    };
+    match &out.result {
+        Ok(r) if r.kind == MessageType::Ack => {
+            if let Some(mac) = out.mac {
+                timeline.learn(r.yiaddr.into(), mac);
+            }
+            timeline.record(stage(
+                "answered",
+                format!("{} arch={arch} file={file}", r.yiaddr),
+            ));
+        }
+        Err(Reason::Refused(why)) => {
+            timeline.record(stage("refused", why.as_str().to_string()));
+        }
+        _ => {}
+    }
     match &out.result {
         Ok(r) => {
             info!(%mac, %from, request = %msg, reply = %r.kind.name(), yiaddr = %r.yiaddr, %arch, %file, "dhcp4 answered")
