@@ -29,6 +29,8 @@ pub struct Context {
 
 /// How often the interface's IPv4 address is looked up again.
 const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
+/// How often the lease gauges are recomputed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 fn bind(interface: &str) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -103,9 +105,15 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
     info!(interface = %ctx.interface, address = ?local, "DHCPv4 listening on port 67 (firmware only)");
     let neighbour_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut buf = vec![0u8; 4096];
+    let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     loop {
         let (n, from) = tokio::select! {
             r = sock.recv_from(&mut buf) => r?,
+            _ = gauges.tick() => {
+                // Counting active leases walks the table: once a second, not per packet.
+                ctx.metrics.leases_active.set(ctx.server.leases().active(unix_now()) as i64);
+                continue;
+            }
             _ = shutdown.changed() => return Ok(()),
         };
         if local.is_none() || looked_up.elapsed() > ADDRESS_REFRESH {
@@ -116,9 +124,6 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
         let out = ctx
             .server
             .handle(now, local.unwrap_or(Ipv4Addr::UNSPECIFIED), &buf[..n]);
-        ctx.metrics
-            .leases_active
-            .set(ctx.server.leases().active(now) as i64);
         account(&ctx.metrics, &ctx.timeline, &out, from);
         let Outcome {
             result, persist, ..
