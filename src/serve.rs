@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
+use crate::timeline::Timeline;
 use crate::{dhcp4, dhcp6, ra};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let writer = Writer::start(Box::new(store));
     let policy = Arc::new(Policy::new(&cfg));
     let mut registry = Registry::with_prefix("sixboot");
+    let timeline = Arc::new(Timeline::default());
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
 
@@ -37,6 +39,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             server,
             writer: writer.clone(),
             metrics,
+            timeline: timeline.clone(),
         };
         let stop = stop.clone();
         tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });
@@ -55,13 +58,15 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             leases: snapshot.leases6.clone(),
             server_duid: dhcp6::server_duid(&snapshot.meta),
             metrics,
+            timeline: timeline.clone(),
         };
         let stop6 = stop.clone();
         tasks.spawn(async move { ("dhcp6", dhcp6::run(ctx, stop6).await) });
         let metrics = RaMetrics::default();
         metrics.register(&mut registry);
         let (v6, interface, stop) = (v6.clone(), cfg.interface.clone(), stop.clone());
-        tasks.spawn(async move { ("ra", ra::run(v6, interface, metrics, stop).await) });
+        let timeline = timeline.clone();
+        tasks.spawn(async move { ("ra", ra::run(v6, interface, metrics, timeline, stop).await) });
     } else {
         info!("no [ipv6] table: no router advertisements and no DHCPv6");
     }

@@ -42,6 +42,7 @@ fn start(lab: &Lab, metrics: Dhcp6Metrics) -> InProcess<std::io::Result<()>> {
             leases: snap.leases6,
             server_duid: dhcp6::server_duid(&snap.meta),
             metrics,
+            timeline: Default::default(),
         };
         dhcp6::run(ctx, shutdown).await
     })
@@ -375,4 +376,14 @@ fn sixboot_serve_answers_dhcpv6_and_router_solicitations() {
         "rdisc6 saw no RA from serve: {seen}"
     );
     assert!(lab.wait_log("DHCPv6 reply", 5), "no reply in the log");
+    // The machine's timeline shows its RA and DHCPv6 stages under its MAC.
+    let log = lab.log();
+    let stage = |p: &str| {
+        log.lines()
+            .any(|l| l.contains("sixboot::timeline") && l.contains(&format!("protocol=\"{p}\"")))
+    };
+    assert!(
+        stage("dhcp6") && stage("ra"),
+        "no RA/DHCPv6 timeline entries:\n{log}"
+    );
 }

@@ -33,7 +33,13 @@ fn start(lab: &Lab, extra: &str, metrics: RaMetrics) -> InProcess<std::io::Resul
     let path = lab.write("sixboot.toml", format!("{BASE}{extra}"));
     let cfg = config::load(&path, Checks::FileOnly).expect("lab config loads");
     InProcess::start(&lab.ns, move |shutdown| {
-        ra::run(cfg.ipv6.expect("[ipv6]"), cfg.interface, metrics, shutdown)
+        ra::run(
+            cfg.ipv6.expect("[ipv6]"),
+            cfg.interface,
+            metrics,
+            Default::default(),
+            shutdown,
+        )
     })
 }
 

@@ -90,6 +90,8 @@ pub struct Reply {
     /// What is answered, for logs and metrics.
     pub answered: MessageType,
     pub client: Client,
+    /// The client's Ethernet address, when known (EUI-64 source or option 79).
+    pub mac: Option<[u8; 6]>,
     pub addrs: Vec<Ipv6Addr>,
     pub boot: Result<String, NoBootUrl>,
 }
@@ -272,6 +274,7 @@ impl Server {
             changes,
             answered: t,
             client: boot.client,
+            mac: link.try_into().ok(),
             addrs,
             boot: boot.url,
         })

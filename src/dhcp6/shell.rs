@@ -10,6 +10,7 @@ use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
 use crate::policy::Policy;
 use crate::store::{Change, Lease6, Writer};
+use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -38,6 +39,7 @@ pub struct Dhcp6Context {
     /// first start, when one is made from the interface's MAC and persisted.
     pub server_duid: Option<Vec<u8>>,
     pub metrics: Dhcp6Metrics,
+    pub timeline: Arc<Timeline>,
 }
 
 /// The persisted server DUID in a store snapshot's meta, if any.
@@ -122,6 +124,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
                     sock.clone(),
                     ctx.writer.clone(),
                     ctx.metrics.clone(),
+                    ctx.timeline.clone(),
                 ));
             }
             Err(why) => ignored(&ctx.metrics, from, why),
@@ -136,13 +139,14 @@ fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
 }
 
 /// Persists the reply's lease changes, then sends it: to the client's port 546, or back
-/// to the relay it came through.
+/// to the relay it came through. Then logs, counts and puts it on the machine's timeline.
 async fn send_when_durable(
     reply: Reply,
     from: SocketAddrV6,
     sock: Arc<UdpSocket>,
     writer: Writer,
     metrics: Dhcp6Metrics,
+    timeline: Arc<Timeline>,
 ) {
     for c in reply.changes {
         if let Err(e) = writer.persist(c).await {
@@ -161,6 +165,26 @@ async fn send_when_durable(
         return;
     }
     let client = reply.client.label();
+    if let Some(mac) = reply.mac {
+        for &a in &reply.addrs {
+            timeline.learn(a.into(), mac);
+        }
+    }
+    let given = match &reply.boot {
+        Ok(url) => format!("url={url}"),
+        Err(why) => format!("no boot URL ({})", why.as_str()),
+    };
+    timeline.record(Event {
+        mac: reply.mac,
+        ip: Some((*from.ip()).into()),
+        protocol: "dhcp6",
+        stage: "answered",
+        detail: format!(
+            "{} {client} {:?} {given}",
+            reply.answered.as_str(),
+            reply.addrs
+        ),
+    });
     match &reply.boot {
         Ok(url) => {
             tracing::info!(%to, message = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")

@@ -96,8 +96,13 @@ impl std::fmt::Display for Ignore {
 /// What a received packet did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// An RS: an RA goes out at `at`; `coalesced` when one was already due by then.
-    Solicited { at: Instant, coalesced: bool },
+    /// An RS (from `mac`, if it said): an RA goes out at `at`; `coalesced` when one was
+    /// already due by then.
+    Solicited {
+        mac: Option<[u8; 6]>,
+        at: Instant,
+        coalesced: bool,
+    },
     /// Another router's RA that agrees with ours, or whose sender was warned about.
     PeerAdvert,
     /// Another router's RA with other M/O flags, the first time from this sender.
@@ -207,12 +212,14 @@ impl Sender {
                 let due = self.poll_timeout();
                 if due <= at {
                     return Ok(Handled::Solicited {
+                        mac: source_ll,
                         at: due,
                         coalesced: true,
                     });
                 }
                 self.solicited_at = Some(at);
                 Ok(Handled::Solicited {
+                    mac: source_ll,
                     at,
                     coalesced: false,
                 })
@@ -291,9 +298,11 @@ mod tests {
         // 1 s after an RA: not before 3 s after it, plus the random delay.
         let r = s.handle(RS, PEER, 255, t0 + secs(1.0), 0.5).unwrap();
         let at = t0 + MIN_DELAY_BETWEEN_RAS + MAX_RA_DELAY_TIME / 2;
+        let mac = Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         assert_eq!(
             r,
             Handled::Solicited {
+                mac,
                 at,
                 coalesced: false
             }
@@ -304,6 +313,7 @@ mod tests {
         assert_eq!(
             r,
             Handled::Solicited {
+                mac,
                 at,
                 coalesced: true
             }

@@ -8,11 +8,13 @@ use super::wire::{ALL_NODES, ALL_ROUTERS, HOP_LIMIT, ROUTER_ADVERT, ROUTER_SOLIC
 use crate::config::Ipv6;
 use crate::metrics::{RaMetrics, inc};
 use crate::netif::Link;
+use crate::timeline::{Event, Timeline};
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg, setsockopt, sockopt};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::{self, IoSliceMut};
 use std::net::{Ipv6Addr, SocketAddrV6};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
@@ -76,6 +78,7 @@ pub async fn run(
     cfg: Ipv6,
     interface: String,
     metrics: RaMetrics,
+    timeline: Arc<Timeline>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     if !cfg.router_advertisements {
@@ -117,9 +120,17 @@ pub async fn run(
                 // No hop limit from the kernel cannot be checked, so it counts as wrong.
                 let hop_limit = hop_limit.unwrap_or(0);
                 match sender.handle(&buf[..n], from, hop_limit, Instant::now(), fastrand::f64()) {
-                    Ok(Handled::Solicited { coalesced, .. }) => {
-                        tracing::debug!(%from, coalesced, "router solicitation");
+                    Ok(Handled::Solicited { mac, at, coalesced }) => {
+                        let delay = at.saturating_duration_since(Instant::now());
+                        tracing::debug!(%from, coalesced, ?delay, "router solicitation");
                         metrics.solicitations.inc();
+                        timeline.record(Event {
+                            mac,
+                            ip: (!from.is_unspecified()).then_some(from.into()),
+                            protocol: "ra",
+                            stage: "solicited",
+                            detail: "router advertisement scheduled".into(),
+                        });
                     }
                     Ok(Handled::PeerAdvert) => {}
                     Ok(Handled::Conflict { from, managed, other }) => {
