@@ -69,12 +69,13 @@ impl Leases {
         (Identity::of(l) == *id).then_some(l)
     }
 
-    /// A live lease for the same DUID and IAID from another link-layer address: another
-    /// machine with the same DUID.
+    /// A live lease for the same DUID from another link-layer address: another machine
+    /// with the same DUID (or another NIC of the same machine; either way the DUID alone
+    /// does not tell machines apart).
     pub fn same_duid_elsewhere(&self, id: &Identity, now: u64) -> Option<&Lease6> {
-        self.by_addr.values().find(|l| {
-            l.expires > now && l.duid == id.duid && l.iaid == id.iaid && l.link != id.link
-        })
+        self.by_addr
+            .values()
+            .find(|l| l.expires > now && l.duid == id.duid && l.link != id.link)
     }
 
     fn free(&self, a: Ipv6Addr, now: u64) -> bool {

@@ -187,10 +187,10 @@ async fn send_when_durable(
     });
     match &reply.boot {
         Ok(url) => {
-            tracing::info!(%to, message = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")
+            tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")
         }
         Err(why) => {
-            tracing::info!(%to, message = reply.answered.as_str(), client, addrs = ?reply.addrs, "DHCPv6 reply, no boot URL: {why}")
+            tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, "DHCPv6 reply, no boot URL: {why}")
         }
     }
     metrics

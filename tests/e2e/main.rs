@@ -100,3 +100,80 @@ fn seabios_ipxe_rom_is_refused_on_dhcp4() {
     );
     assert!(!lab.log().contains("reply=OFFER"));
 }
+
+/// The `addrs=[...]` of each DHCPv6 Reply to a Request whose line also contains `needle`.
+fn dhcp6_requests(log: &str, needle: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| {
+            l.contains("DHCPv6 reply") && l.contains("request=\"request\"") && l.contains(needle)
+        })
+        .filter_map(|l| {
+            l.split("addrs=")
+                .nth(1)?
+                .split(']')
+                .next()
+                .map(String::from)
+        })
+        .collect()
+}
+
+#[test]
+fn seabios_ipxe_roms_with_one_smbios_uuid_get_two_addresses_and_the_script_url_over_dhcpv6() {
+    let (lab, _) = start("e2erom6", true);
+    let url = "boot_url=http://[fd00:1::1]:8080/boot.ipxe";
+    let mut vms = Vec::new();
+    for (i, mac) in ["52:54:00:e2:00:11", "52:54:00:e2:00:12"]
+        .iter()
+        .enumerate()
+    {
+        let tap = format!("tap{i}");
+        lab.tap(&tap);
+        // No -uuid: both report the all-zero SMBIOS UUID, so one DUID-UUID.
+        vms.push(Vm::start(
+            &lab.ns,
+            lab.dir.path(),
+            &format!("rom6-{i}"),
+            Firmware::SeaBiosIpxeRom,
+            &tap,
+            mac,
+            None,
+        ));
+    }
+    let both = common::wait_until(Duration::from_secs(180), || {
+        dhcp6_requests(&lab.log(), url).len() >= 2
+    });
+    let consoles: Vec<String> = vms.iter().map(Vm::console).collect();
+    assert!(
+        both,
+        "iPXE did not get its boot URL over DHCPv6 twice:\n{}\n--- consoles:\n{}",
+        lab.log(),
+        consoles.join("\n---\n")
+    );
+    let addrs = dhcp6_requests(&lab.log(), url);
+    assert_ne!(addrs[0], addrs[1], "two machines share an address");
+    assert!(lab.log().contains("duplicate SMBIOS UUID"));
+}
+
+#[test]
+fn ovmf_pxe6_gets_the_tftp_url_over_dhcpv6() {
+    let (lab, _) = start("e2eovmf6", false);
+    lab.tap("tap0");
+    let vm = Vm::start(
+        &lab.ns,
+        lab.dir.path(),
+        "ovmf6",
+        Firmware::OvmfPxe6Only,
+        "tap0",
+        "52:54:00:e2:00:06",
+        None,
+    );
+    let got = common::wait_until(Duration::from_secs(180), || {
+        !dhcp6_requests(&lab.log(), "boot_url=tftp://[fd00:1::1]/snponly.efi").is_empty()
+    });
+    assert!(
+        got,
+        "OVMF PXEv6 got no tftp:// URL over DHCPv6:\n{}\n--- console:\n{}",
+        lab.log(),
+        vm.console()
+    );
+}
