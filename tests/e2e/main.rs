@@ -177,3 +177,30 @@ fn ovmf_pxe6_gets_the_tftp_url_over_dhcpv6() {
         vm.console()
     );
 }
+
+#[test]
+fn ovmf_http_boot_gets_the_efi_url_and_httpclient_over_dhcpv6() {
+    let (lab, _) = start("e2ehttp6", false);
+    lab.tap("tap0");
+    let vm = Vm::start(
+        &lab.ns,
+        lab.dir.path(),
+        "http6",
+        Firmware::OvmfHttp,
+        "tap0",
+        "52:54:00:e2:00:16",
+        None,
+    );
+    let url = "boot_url=http://[fd00:1::1]:8080/boot/snponly.efi";
+    let got = common::wait_until(Duration::from_secs(240), || {
+        lab.log()
+            .lines()
+            .any(|l| l.contains("DHCPv6 reply") && l.contains("client=\"http\"") && l.contains(url))
+    });
+    assert!(
+        got,
+        "UEFI HTTP boot got no URL over DHCPv6:\n{}\n--- console:\n{}",
+        lab.log(),
+        vm.console()
+    );
+}
