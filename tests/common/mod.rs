@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dhcp4_client;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Server-side IPv4 address on the lab bridge.
