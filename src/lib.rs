@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod dhcp4;
 pub mod explain;
+pub mod http;
 pub mod mac;
 pub mod metrics;
 pub mod policy;

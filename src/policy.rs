@@ -249,7 +249,8 @@ impl Platform {
 }
 
 /// How one menu item boots on one platform. Paths are relative to `[http] root`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialized as it is into the per-machine script template.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Launch<'a> {
     pub id: &'a str,
     pub title: &'a str,

@@ -3,7 +3,8 @@
 
 use crate::config::Config;
 use crate::dhcp4;
-use crate::metrics::Dhcp4Metrics;
+use crate::http;
+use crate::metrics::{Dhcp4Metrics, HttpMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
 use prometheus_client::registry::Registry;
@@ -42,6 +43,21 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });
     } else {
         info!("no [dhcp4] table: IPv6-only mode, no DHCPv4 socket opened");
+    }
+
+    // Last, so every protocol above has registered its metrics: `/metrics` shows them all.
+    if let Some(h) = &cfg.http {
+        let metrics = HttpMetrics::default();
+        metrics.register(&mut registry);
+        let ctx = http::HttpContext {
+            http: h.clone(),
+            tftp_root: cfg.tftp.as_ref().map(|t| t.root.clone()),
+            policy: policy.clone(),
+            registry: Arc::new(registry),
+            metrics,
+        };
+        let stop = stop.clone();
+        tasks.spawn(async move { ("http", http::run(ctx, stop).await) });
     }
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
