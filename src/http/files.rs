@@ -146,7 +146,7 @@ pub(super) async fn serve(
         Ok(Some(f)) => f,
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(r) => {
-            warn!(client = %peer.remote.ip(), path, reason = r.as_str(), "path refused");
+            warn!(client = %peer.remote.ip(), path, reason = %r.as_str(), "path refused");
             crate::metrics::inc(&st.metrics.refused, "reason", r.as_str());
             return StatusCode::FORBIDDEN.into_response();
         }
