@@ -3,12 +3,13 @@
 //!
 //! This module decides only where a path may lead: a regular file inside its root,
 //! reached without `..`, NUL bytes or a symlink that leaves the root. Every refusal is
-//! logged with its reason and counted. tower-http's `ServeFile` then does the HTTP:
-//! HEAD, single ranges (206, 416 when unsatisfiable), ETag and Last-Modified with 304,
-//! Content-Length, Content-Type, and streaming in large chunks without buffering the file.
+//! logged with its reason and counted. tower-http's `ServeFile` then decides the HTTP
+//! answer: HEAD, single ranges (206, 416 when unsatisfiable), ETag and Last-Modified with
+//! 304, Content-Length, Content-Type. It is asked as for HEAD; the bytes it names are
+//! streamed by [`super::body`], which copies less than `ServeFile`'s own reader.
 
-use super::AppState;
 use super::routes::Peer;
+use super::{AppState, body};
 use crate::policy::HTTP_BOOT_PREFIX;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,10 +24,6 @@ use std::sync::Arc;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
 use tracing::warn;
-
-/// Bytes read from disk per body chunk. Large chunks keep a 1 GiB image near the
-/// speed of nginx's sendfile; the file itself is never held in memory.
-const CHUNK: usize = 1 << 20;
 
 /// Route label of files served from the TFTP root.
 const BOOT_ROUTE: &str = "/boot/*";
@@ -156,14 +153,39 @@ pub(super) async fn serve(
     if req.headers().contains_key(header::IF_RANGE) {
         req.headers_mut().remove(header::RANGE);
     }
-    let res = ServeFile::new(file)
-        .with_buf_chunk_size(CHUNK)
+    let get = req.method() == Method::GET;
+    *req.method_mut() = Method::HEAD;
+    let res = ServeFile::new(&file)
         .ignore_multi_range_requests(true)
         .oneshot(req)
         .await;
-    match res {
-        Ok(r) => r.map(Body::new),
+    let (parts, _) = match res {
+        Ok(r) => r.into_parts(),
         Err(never) => match never {},
+    };
+    let body = match (get, span(&parts)) {
+        (true, Some((start, len))) => match std::fs::File::open(&file) {
+            Ok(f) => body::file_range(f, start, len),
+            // Gone since ServeFile looked: as if it had never been there.
+            Err(_) => return StatusCode::NOT_FOUND.into_response(),
+        },
+        _ => Body::empty(),
+    };
+    Response::from_parts(parts, body)
+}
+
+/// The bytes a 200 or 206 answer carries, as (start, length), from its headers.
+fn span(res: &axum::http::response::Parts) -> Option<(u64, u64)> {
+    let header = |name| res.headers.get(name).and_then(|v| v.to_str().ok());
+    let len: u64 = header(header::CONTENT_LENGTH)?.parse().ok()?;
+    match res.status {
+        StatusCode::OK => Some((0, len)),
+        StatusCode::PARTIAL_CONTENT => {
+            let range = header(header::CONTENT_RANGE)?.strip_prefix("bytes ")?;
+            let start = range.split_once('-')?.0.parse().ok()?;
+            Some((start, len))
+        }
+        _ => None,
     }
 }
 

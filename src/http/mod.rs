@@ -5,6 +5,7 @@
 //! (`files`), what goes into a script (`scripts`, which asks `policy` what each machine
 //! gets), and what is logged and counted (`routes`).
 
+mod body;
 mod clients;
 mod files;
 mod ops;
