@@ -176,6 +176,13 @@ fn boot_ipxe_chains_to_the_per_machine_script_and_its_utility() {
     let (kernel_url, args) = kernel.split_once(' ').unwrap();
     assert_eq!(kernel_url, format!("{}/memtest86+x64.bin", base()));
     assert!(args.starts_with("console=ttyS0,115200"), "{args}");
+    assert!(
+        lab.log().contains(&format!(
+            "request client={CLIENT_V6} mac={MAC} method=GET path=\"/ipxe\" status=200 decision=\"menu\""
+        )),
+        "{}",
+        lab.log()
+    );
     // The utility, fetched as iPXE would; its log line names the machine.
     let util = curl(&lab, &c, kernel_url, &["-6"]);
     assert_eq!(util.body, b"memtest for BIOS");

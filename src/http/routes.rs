@@ -1,7 +1,8 @@
 //! The routes, and the one middleware every request passes: it logs the request with the
 //! client's address and MAC (when known) and counts it, including the body bytes sent.
 
-use super::{AppState, files, ops, scripts};
+use super::scripts::{self, Decision};
+use super::{AppState, files, ops};
 use crate::mac::Mac;
 use axum::Router;
 use axum::body::Body;
@@ -119,6 +120,7 @@ async fn observe(
         %method,
         path,
         status = status.as_u16(),
+        decision = res.extensions().get::<Decision>().map(|d| d.0),
         "request"
     );
     st.metrics

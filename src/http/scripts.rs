@@ -17,7 +17,7 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tracing::{error, info};
+use tracing::{debug, error};
 
 /// Longest value kept from the query; SMBIOS strings are far shorter.
 const MAX_VALUE: usize = 256;
@@ -116,6 +116,10 @@ pub(super) fn machine_script(
     (t.render(templates::MACHINE, ctx), decision.why)
 }
 
+/// What the policy decided for a per-machine script, for the request's log line.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Decision(pub &'static str);
+
 /// A rendered script as a response; a template error is logged with its file and line.
 fn script(name: &str, rendered: Result<String, minijinja::Error>) -> Response {
     match rendered {
@@ -156,7 +160,9 @@ pub(super) async fn machine(
     }
     let base = base_url(&headers, peer.local);
     let (rendered, why) = machine_script(&st.templates, &st.policy, &base, &machine, mac);
-    info!(
+    // The request line (info) names the client, its MAC and this decision; the rest of
+    // what iPXE said about the machine is here for debugging.
+    debug!(
         client = %peer.remote.ip(),
         mac = %if machine.mac.is_empty() { "-" } else { &machine.mac },
         platform = machine.platform,
@@ -168,7 +174,9 @@ pub(super) async fn machine(
         decision = why,
         "per-machine script"
     );
-    script(templates::MACHINE, rendered)
+    let mut res = script(templates::MACHINE, rendered);
+    res.extensions_mut().insert(Decision(why));
+    res
 }
 
 #[cfg(test)]
