@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::policy::{Arch, Client, Hints, Method, Policy, classify};
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The client kinds `explain` knows, with what such a client sends.
 pub const KINDS: &[&str] = &[
@@ -109,7 +109,74 @@ pub fn explain(cfg: &Config, s: &Sample) -> String {
     };
     let _ = writeln!(out, "  class:  {class}");
     let _ = writeln!(out, "  DHCPv4: {}", dhcp4(cfg, &policy, &s.hints));
+    let _ = writeln!(out, "  RA:     {}", ra(cfg));
+    let _ = writeln!(out, "  DHCPv6: {}", dhcp6(cfg, &policy, &s.hints));
     out
+}
+
+/// The router advertisement every client on the link sees (the same for all kinds).
+fn ra(cfg: &Config) -> String {
+    let Some(v6) = &cfg.ipv6 else {
+        return "off: no [ipv6] table".into();
+    };
+    if !v6.router_advertisements {
+        return "off ([ipv6] router_advertisements = false): iPXE starts DHCPv6 only after \
+                some router's RA with M or O set"
+            .into();
+    }
+    let a = crate::ra::sender::advert(v6, None);
+    let on = |b: bool| if b { "on" } else { "off" };
+    let mut s = format!(
+        "M={} O={}, prefix {} on-link, autonomous {}, router lifetime {} s",
+        u8::from(a.managed),
+        u8::from(a.other),
+        v6.prefix,
+        on(v6.autonomous),
+        a.router_lifetime
+    );
+    if let Some(r) = &a.rdnss {
+        let _ = write!(s, ", RDNSS {}", list(&r.servers));
+    }
+    s
+}
+
+fn list(addrs: &[Ipv6Addr]) -> String {
+    addrs
+        .iter()
+        .map(Ipv6Addr::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What DHCPv6 gives this kind. Nobody is refused on v6: a client without a boot URL
+/// still gets an address and DNS.
+fn dhcp6(cfg: &Config, policy: &Policy, h: &Hints) -> String {
+    let Some(v6) = &cfg.ipv6 else {
+        return "off: no [ipv6] table, so no DHCPv6 socket is opened".into();
+    };
+    // The server's own address is only known on the running interface.
+    let b = policy.dhcp6(h, Ipv6Addr::UNSPECIFIED);
+    let boot = match b.url {
+        Ok(url) => format!(
+            "boot URL (option 59) \"{}\"{}",
+            url.replace("[::]", &format!("[{}'s address]", cfg.interface)),
+            if b.http_client {
+                ", vendor class HTTPClient echoed"
+            } else {
+                ""
+            }
+        ),
+        Err(r) => format!("no boot URL (reason {}): {r}", r.as_str()),
+    };
+    let dns = if v6.dns.is_empty() {
+        String::new()
+    } else {
+        format!(", DNS {}", list(&v6.dns))
+    };
+    format!(
+        "Advertise/Reply an address from {}-{}, valid {} s{dns}, {boot}",
+        v6.pool.0, v6.pool.1, v6.lease_time
+    )
 }
 
 fn dhcp4(cfg: &Config, policy: &Policy, h: &Hints) -> String {

@@ -64,6 +64,85 @@ impl Dhcp4Metrics {
     }
 }
 
+/// A counter keyed by two labels.
+pub type Labeled2 = Family<[(&'static str, &'static str); 2], Counter>;
+
+#[derive(Default, Clone)]
+pub struct Dhcp6Metrics {
+    /// Datagrams received, by message type.
+    pub received: Labeled,
+    /// Replies sent, by message type answered and client class.
+    pub replies: Labeled2,
+    /// Datagrams not answered, by reason.
+    pub ignored: Labeled,
+    /// Replies withheld because their lease could not be made durable.
+    pub store_failures: Counter,
+}
+
+impl Dhcp6Metrics {
+    pub fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("dhcp6");
+        r.register(
+            "received",
+            "DHCPv6 datagrams received, by message type",
+            self.received.clone(),
+        );
+        r.register(
+            "replies",
+            "DHCPv6 replies sent, by message type answered and client class",
+            self.replies.clone(),
+        );
+        r.register(
+            "ignored",
+            "DHCPv6 datagrams not answered, by reason",
+            self.ignored.clone(),
+        );
+        r.register(
+            "store_failures",
+            "DHCPv6 replies withheld: lease not durable",
+            self.store_failures.clone(),
+        );
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct RaMetrics {
+    /// Router advertisements sent, by kind (`unsolicited`, `solicited`).
+    pub sent: Labeled,
+    /// Router solicitations answered (those coalesced into a pending RA too).
+    pub solicitations: Counter,
+    /// Other routers' advertisements whose M/O flags differ from ours.
+    pub conflicts: Counter,
+    /// Router discovery packets not acted on, by reason.
+    pub ignored: Labeled,
+}
+
+impl RaMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("ra");
+        r.register(
+            "sent",
+            "Router advertisements sent, by kind",
+            self.sent.clone(),
+        );
+        r.register(
+            "solicitations",
+            "Router solicitations answered",
+            self.solicitations.clone(),
+        );
+        r.register(
+            "conflicts",
+            "Other routers' advertisements with M/O flags that differ from ours",
+            self.conflicts.clone(),
+        );
+        r.register(
+            "ignored",
+            "Router discovery packets not acted on, by reason",
+            self.ignored.clone(),
+        );
+    }
+}
+
 /// HTTP's counters: every request by route and status, the body bytes actually sent, and
 /// every refused path by reason.
 #[derive(Default, Clone)]

@@ -8,7 +8,7 @@
 
 use crate::config::{Boot, Config, Host, Menu, MenuItem};
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 /// Client system architecture (DHCPv4 option 93, DHCPv6 option 61; RFC 4578, IANA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,24 @@ pub enum Client {
     Os,
 }
 
+impl Client {
+    /// Stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Client::Firmware {
+                method: Method::Pxe,
+                ..
+            } => "pxe",
+            Client::Firmware {
+                method: Method::Http,
+                ..
+            } => "http",
+            Client::Ipxe => "ipxe",
+            Client::Os => "os",
+        }
+    }
+}
+
 /// What a client said about itself, as raw option bytes (DHCPv4 60/77/93/175, or the
 /// DHCPv6 equivalents). Raw, because a parsed-map decoder may have dropped options.
 #[derive(Debug, Clone, Copy, Default)]
@@ -110,24 +128,25 @@ pub const PXE_CLIENT: &[u8] = b"PXEClient";
 pub const HTTP_CLIENT: &[u8] = b"HTTPClient";
 const IPXE: &[u8] = b"iPXE";
 
-/// Whether a user-class value says iPXE: iPXE sends the bare bytes `iPXE`; RFC 3004
-/// clients send length-prefixed instances, any of which may be `iPXE`.
+/// Whether a user-class value says iPXE: iPXE sends the bare bytes `iPXE` on v4; RFC 3004
+/// clients send instances with a one-byte length, and DHCPv6 (RFC 8415 §21.15) instances
+/// with a two-byte length; any instance may be `iPXE`.
 pub fn user_class_is_ipxe(uc: &[u8]) -> bool {
-    if uc == IPXE {
-        return true;
-    }
-    let mut rest = uc;
-    while let Some((&len, tail)) = rest.split_first() {
-        let len = len as usize;
-        if len > tail.len() {
-            return false;
-        }
-        if &tail[..len] == IPXE {
-            return true;
-        }
-        rest = &tail[len..];
-    }
-    false
+    uc == IPXE || instances(uc, 1).any(|i| i == IPXE) || instances(uc, 2).any(|i| i == IPXE)
+}
+
+/// The length-prefixed instances of a class option, with `width`-byte big-endian lengths;
+/// stops at the first instance that runs past the end.
+fn instances(mut rest: &[u8], width: usize) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = rest
+            .get(..width)?
+            .iter()
+            .fold(0usize, |n, &b| n << 8 | b as usize);
+        let (instance, tail) = rest.get(width..)?.split_at_checked(len)?;
+        rest = tail;
+        Some(instance)
+    })
 }
 
 /// The arch code in a vendor class like `PXEClient:Arch:00007:UNDI:003000`.
@@ -218,6 +237,48 @@ pub struct Boot4 {
 /// HTTP path under which the TFTP root's boot files are also served, for UEFI HTTP boot.
 pub const HTTP_BOOT_PREFIX: &str = "/boot/";
 
+/// HTTP path of the iPXE script every iPXE client boots over IPv6.
+pub const IPXE_SCRIPT_PATH: &str = "/boot.ipxe";
+
+/// DHCPv6 vendor class (option 16) enterprise number of PXE and UEFI HTTP boot (Intel).
+pub const PXE_ENTERPRISE: u32 = 343;
+
+/// What a client gets from DHCPv6 besides its address and DNS. On v6 nobody is refused:
+/// a client without a boot URL still gets an address (installers and OSes need one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot6 {
+    pub client: Client,
+    /// Option 59, or why there is none.
+    pub url: Result<String, NoBootUrl>,
+    /// Echo vendor class `HTTPClient` in option 16 (UEFI HTTP boot requires it).
+    pub http_client: bool,
+}
+
+/// Why a DHCPv6 client gets an address but no boot URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBootUrl {
+    /// Not iPXE and not boot firmware: an OS, installer or live image.
+    Os,
+    /// Firmware of an architecture with no boot file configured.
+    NoBootFile(Arch),
+    /// iPXE or UEFI HTTP boot asked, but there is no `[http]` table.
+    NoHttp,
+    /// iPXE or UEFI HTTP boot asked, but `[http] listen` has no IPv6 address.
+    NoHttpV6Listener,
+}
+
+impl NoBootUrl {
+    /// Stable label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoBootUrl::Os => "os",
+            NoBootUrl::NoBootFile(_) => "no_boot_file_for_arch",
+            NoBootUrl::NoHttp => "no_http",
+            NoBootUrl::NoHttpV6Listener => "no_http_v6_listener",
+        }
+    }
+}
+
 /// The platform an iPXE script runs on: iPXE's own `${platform}` setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -244,6 +305,22 @@ impl Platform {
             Platform::Pcbios => "pcbios",
             Platform::Efi => "efi",
             Platform::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for NoBootUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBootUrl::Os => write!(f, "not iPXE or boot firmware: address and DNS only"),
+            NoBootUrl::NoBootFile(a) => write!(f, "no boot file configured for arch {}", a.name()),
+            NoBootUrl::NoHttp => write!(f, "booting over HTTP needs an [http] table"),
+            NoBootUrl::NoHttpV6Listener => {
+                write!(
+                    f,
+                    "booting over HTTP on IPv6 needs an IPv6 address in [http] listen"
+                )
+            }
         }
     }
 }
@@ -420,18 +497,59 @@ impl Policy {
             http_client: true,
         })
     }
+
+    /// DHCPv6: option 59 by client class. iPXE is served here (unlike on v4): its script
+    /// over HTTP. `server` is this server's address on the client's link, used for TFTP
+    /// URLs and when the HTTP listener is the unspecified address.
+    pub fn dhcp6(&self, h: &Hints, server: Ipv6Addr) -> Boot6 {
+        let client = classify(h);
+        let http = |path: &str| -> Result<String, NoBootUrl> {
+            let listen = self.http_listen.as_ref().ok_or(NoBootUrl::NoHttp)?;
+            let l = listen
+                .iter()
+                .find(|a| a.is_ipv6())
+                .ok_or(NoBootUrl::NoHttpV6Listener)?;
+            let host = if l.ip().is_unspecified() {
+                IpAddr::V6(server)
+            } else {
+                l.ip()
+            };
+            Ok(http_path_url(SocketAddr::new(host, l.port()), path))
+        };
+        let (url, http_client) = match client {
+            Client::Ipxe => (http(IPXE_SCRIPT_PATH), false),
+            Client::Os => (Err(NoBootUrl::Os), false),
+            Client::Firmware { method, arch } => match self.boot_file(arch) {
+                None => (Err(NoBootUrl::NoBootFile(arch)), false),
+                Some(f) if method == Method::Http || arch.is_http() => {
+                    (http(&format!("{HTTP_BOOT_PREFIX}{f}")), true)
+                }
+                Some(f) => (Ok(format!("tftp://[{server}]/{f}")), false),
+            },
+        };
+        Boot6 {
+            client,
+            url,
+            http_client,
+        }
+    }
 }
 
 /// The URL of a boot file under [`HTTP_BOOT_PREFIX`] on `at`.
 pub fn http_url(at: SocketAddr, file: &str) -> String {
+    http_path_url(at, &format!("{HTTP_BOOT_PREFIX}{file}"))
+}
+
+/// `http://` + host (bracketed for IPv6) + port (omitted when 80) + `path`.
+fn http_path_url(at: SocketAddr, path: &str) -> String {
     let port = if at.port() == 80 {
         String::new()
     } else {
         format!(":{}", at.port())
     };
     match at.ip() {
-        IpAddr::V4(a) => format!("http://{a}{port}{HTTP_BOOT_PREFIX}{file}"),
-        IpAddr::V6(a) => format!("http://[{a}]{port}{HTTP_BOOT_PREFIX}{file}"),
+        IpAddr::V4(a) => format!("http://{a}{port}{path}"),
+        IpAddr::V6(a) => format!("http://[{a}]{port}{path}"),
     }
 }
 
@@ -549,6 +667,57 @@ mod tests {
             SERVER,
         );
         assert_eq!(r, Err(Refusal::NoBootFile(Arch::UefiArm64)));
+    }
+
+    const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
+
+    #[test]
+    fn dhcp6_urls_by_client_class() {
+        let p = policy(Some("[fd00:1::1]:8080"));
+        // iPXE's DHCPv6 user class: one instance with a two-byte length.
+        let ipxe = hints(
+            b"PXEClient:Arch:00007:UNDI:003010",
+            Some(b"\0\x04iPXE"),
+            None,
+        );
+        let b = p.dhcp6(&ipxe, SERVER6);
+        assert_eq!(b.client, Client::Ipxe);
+        assert_eq!(b.url.as_deref(), Ok("http://[fd00:1::1]:8080/boot.ipxe"));
+        assert!(!b.http_client);
+        let pxe = hints(b"PXEClient:Arch:00007:UNDI:003016", None, Some(7));
+        let b = p.dhcp6(&pxe, SERVER6);
+        assert_eq!(b.url.as_deref(), Ok("tftp://[fd00:1::1]/snponly.efi"));
+        let http = hints(b"HTTPClient:Arch:00016:UNDI:003000", None, Some(16));
+        let b = p.dhcp6(&http, SERVER6);
+        assert_eq!(
+            b.url.as_deref(),
+            Ok("http://[fd00:1::1]:8080/boot/snponly.efi")
+        );
+        assert!(b.http_client);
+        let b = p.dhcp6(&Hints::default(), SERVER6);
+        assert_eq!((b.client, b.url), (Client::Os, Err(NoBootUrl::Os)));
+        let arm = hints(b"PXEClient:Arch:00011:UNDI:003000", None, None);
+        assert_eq!(
+            p.dhcp6(&arm, SERVER6).url,
+            Err(NoBootUrl::NoBootFile(Arch::UefiArm64))
+        );
+    }
+
+    #[test]
+    fn dhcp6_http_urls_need_a_v6_listener() {
+        let ipxe = hints(b"", Some(b"iPXE"), None);
+        assert_eq!(
+            policy(None).dhcp6(&ipxe, SERVER6).url,
+            Err(NoBootUrl::NoHttp)
+        );
+        assert_eq!(
+            policy(Some("0.0.0.0:8080")).dhcp6(&ipxe, SERVER6).url,
+            Err(NoBootUrl::NoHttpV6Listener)
+        );
+        assert_eq!(
+            policy(Some("[::]:80")).dhcp6(&ipxe, SERVER6).url.as_deref(),
+            Ok("http://[fd00:1::1]/boot.ipxe")
+        );
     }
 
     #[test]

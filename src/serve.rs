@@ -2,11 +2,11 @@
 //! all on SIGTERM/SIGINT (or when one fails, with its error).
 
 use crate::config::Config;
-use crate::dhcp4;
-use crate::http;
-use crate::metrics::{Dhcp4Metrics, HttpMetrics};
+use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, HttpMetrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
+use crate::timeline::Timeline;
+use crate::{dhcp4, dhcp6, http, ra};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let writer = Writer::start(Box::new(store));
     let policy = Arc::new(Policy::new(&cfg));
     let mut registry = Registry::with_prefix("sixboot");
+    let timeline = Arc::new(Timeline::default());
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
 
@@ -38,11 +39,36 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             server,
             writer: writer.clone(),
             metrics,
+            timeline: timeline.clone(),
         };
         let stop = stop.clone();
         tasks.spawn(async move { ("dhcp4", dhcp4::shell::run(ctx, stop).await) });
     } else {
         info!("no [dhcp4] table: IPv6-only mode, no DHCPv4 socket opened");
+    }
+
+    if let Some(v6) = &cfg.ipv6 {
+        let metrics = Dhcp6Metrics::default();
+        metrics.register(&mut registry);
+        let ctx = dhcp6::Dhcp6Context {
+            cfg: v6.clone(),
+            policy: policy.clone(),
+            interface: cfg.interface.clone(),
+            writer: writer.clone(),
+            leases: snapshot.leases6.clone(),
+            server_duid: dhcp6::server_duid(&snapshot.meta),
+            metrics,
+            timeline: timeline.clone(),
+        };
+        let stop6 = stop.clone();
+        tasks.spawn(async move { ("dhcp6", dhcp6::run(ctx, stop6).await) });
+        let metrics = RaMetrics::default();
+        metrics.register(&mut registry);
+        let (v6, interface, stop) = (v6.clone(), cfg.interface.clone(), stop.clone());
+        let timeline = timeline.clone();
+        tasks.spawn(async move { ("ra", ra::run(v6, interface, metrics, timeline, stop).await) });
+    } else {
+        info!("no [ipv6] table: no router advertisements and no DHCPv6");
     }
 
     // Last, so every protocol above has registered its metrics: `/metrics` shows them all.
@@ -55,6 +81,7 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             policy: policy.clone(),
             registry: Arc::new(registry),
             metrics,
+            timeline: timeline.clone(),
         };
         let stop = stop.clone();
         tasks.spawn(async move { ("http", http::run(ctx, stop).await) });

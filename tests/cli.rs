@@ -85,17 +85,22 @@ fn check_prints_every_problem_with_line_and_column_and_exits_1() {
     assert_eq!(err.lines().count(), 5, "{err}");
 }
 
+/// `sixboot explain --config CFG --client KIND`, run.
+fn explain(cfg: &std::path::Path, kind: &str) -> std::process::Output {
+    sixboot()
+        .args(["explain", "--config"])
+        .arg(cfg)
+        .args(["--client", kind])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn explain_covers_every_client_kind() {
     let d = good_dir();
     let cfg = write(d.path(), "ok.toml", GOOD);
     let run = |kind: &str| {
-        let out = sixboot()
-            .args(["explain", "--config"])
-            .arg(&cfg)
-            .args(["--client", kind])
-            .output()
-            .unwrap();
+        let out = explain(&cfg, kind);
         assert!(
             out.status.success(),
             "{kind}: {}",
@@ -110,12 +115,7 @@ fn explain_covers_every_client_kind() {
     assert!(run("ipxe-efi").contains("no answer (reason ipxe)"));
     assert!(run("http-x64").contains("no answer (reason http_boot_disabled)"));
     assert!(run("os").contains("no answer (reason not_firmware)"));
-    let out = sixboot()
-        .args(["explain", "--config"])
-        .arg(&cfg)
-        .args(["--client", "toaster"])
-        .output()
-        .unwrap();
+    let out = explain(&cfg, "toaster");
     assert!(!out.status.success());
 }
 
@@ -127,12 +127,7 @@ fn explain_says_when_dhcp4_is_off() {
         "",
     );
     let cfg = write(d.path(), "v6.toml", &v6only);
-    let out = sixboot()
-        .args(["explain", "--config"])
-        .arg(&cfg)
-        .args(["--client", "bios"])
-        .output()
-        .unwrap();
+    let out = explain(&cfg, "bios");
     assert!(
         String::from_utf8(out.stdout)
             .unwrap()
@@ -154,5 +149,63 @@ fn serve_refuses_a_bad_config_with_the_problems() {
         String::from_utf8(out.stderr)
             .unwrap()
             .contains("unknown key `tfpt`")
+    );
+}
+
+#[test]
+fn explain_covers_dhcpv6_and_router_advertisements() {
+    let d = good_dir();
+    let v6 = format!(
+        "{GOOD}\n[ipv6]\nprefix = \"fd00:1::/64\"\npool = [\"fd00:1::100\", \"fd00:1::1ff\"]\n\
+         dns = [\"fd00:1::53\"]\n\n[http]\nlisten = [\"[::]:8080\"]\nroot = \"tftp\"\n"
+    );
+    let cfg = write(d.path(), "v6.toml", &v6);
+    let run = |kind: &str| {
+        let text = String::from_utf8(explain(&cfg, kind).stdout).unwrap();
+        let line = |p: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(p))
+                .unwrap_or_else(|| panic!("{kind}: no {p} line in\n{text}"))
+                .to_string()
+        };
+        (line("RA:"), line("DHCPv6:"))
+    };
+    let (ra, v6) = run("ipxe-bios");
+    assert!(ra.contains("M=1 O=1, prefix fd00:1::/64 on-link, autonomous off, router lifetime 0 s, RDNSS fd00:1::53"), "{ra}");
+    assert!(
+        v6.contains("an address from fd00:1::100-fd00:1::1ff"),
+        "{v6}"
+    );
+    assert!(
+        v6.contains("\"http://[lo's address]:8080/boot.ipxe\""),
+        "{v6}"
+    );
+    assert!(run("ipxe-efi").1.contains("/boot.ipxe\""));
+    assert!(
+        run("uefi-x64")
+            .1
+            .contains("\"tftp://[lo's address]/snponly.efi\"")
+    );
+    assert!(
+        run("bios")
+            .1
+            .contains("\"tftp://[lo's address]/undionly.kpxe\"")
+    );
+    assert!(
+        run("uefi-arm64")
+            .1
+            .contains("no boot URL (reason no_boot_file_for_arch)")
+    );
+    let http = run("http-x64").1;
+    assert!(
+        http.contains(
+            "\"http://[lo's address]:8080/boot/snponly.efi\", vendor class HTTPClient echoed"
+        ),
+        "{http}"
+    );
+    let os = run("os").1;
+    assert!(
+        os.contains("DNS fd00:1::53") && os.contains("no boot URL (reason os)"),
+        "{os}"
     );
 }

@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{Lab, cmd_in, exec_in, in_netns};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use common::dhcp4_client::*;
+use common::{Lab, cmd_in, exec_in};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,115 +36,6 @@ root = "tftp"
     lab.write("sixboot.toml", text)
 }
 
-fn tlv(code: u8, v: &[u8]) -> Vec<u8> {
-    let mut o = vec![code, v.len() as u8];
-    o.extend_from_slice(v);
-    o
-}
-
-/// A BOOTREQUEST with the given flags, giaddr and options (END appended).
-fn packet(mac: [u8; 6], broadcast: bool, giaddr: Ipv4Addr, opts: &[Vec<u8>]) -> Vec<u8> {
-    let mut b = vec![0u8; 240];
-    b[0] = 1;
-    b[1] = 1;
-    b[2] = 6;
-    b[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
-    if broadcast {
-        b[10] = 0x80;
-    }
-    b[24..28].copy_from_slice(&giaddr.octets());
-    b[28..34].copy_from_slice(&mac);
-    b[236..240].copy_from_slice(&[99, 130, 83, 99]);
-    for o in opts {
-        b.extend_from_slice(o);
-    }
-    b.push(255);
-    b
-}
-
-/// Options of OVMF's PXE (x64) or a plain BIOS PXE ROM, per DESIGN.md §2.
-fn firmware_opts(mt: u8, arch: u16, extra: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let vc = format!("PXEClient:Arch:{arch:05}:UNDI:003000");
-    let mut o = vec![
-        tlv(53, &[mt]),
-        tlv(57, &[5, 192]),
-        tlv(55, &[1, 3, 6, 43, 60, 66, 67, 97, 128, 129, 130]),
-        tlv(97, &[0; 17]),
-        tlv(94, &[1, 3, 0]),
-        tlv(93, &arch.to_be_bytes()),
-        tlv(60, vc.as_bytes()),
-    ];
-    o.extend_from_slice(extra);
-    o
-}
-
-fn ipxe_opts(mt: u8) -> Vec<Vec<u8>> {
-    vec![
-        tlv(53, &[mt]),
-        tlv(93, &[0, 0]),
-        tlv(60, b"PXEClient:Arch:00000:UNDI:002001"),
-        tlv(77, b"iPXE"),
-        tlv(175, &[177, 5, 1, 128, 134, 16, 14]),
-    ]
-}
-
-/// A client socket in `ns` on port `port`, bound to eth0 so broadcasts leave there.
-fn client_socket(ns: &str, bind: Ipv4Addr, port: u16) -> UdpSocket {
-    in_netns(ns, move || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
-        s.set_reuse_address(true).unwrap();
-        s.set_broadcast(true).unwrap();
-        s.bind_device(Some(b"eth0")).unwrap();
-        s.bind(&SocketAddr::from((bind, port)).into()).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        s.into()
-    })
-}
-
-/// Sends `pkt` to `to` and waits up to `secs` for a reply with our xid; resends each second
-/// like a real client.
-fn ask(s: &UdpSocket, to: SocketAddr, pkt: &[u8], secs: u64) -> Option<Vec<u8>> {
-    let mut buf = [0u8; 1500];
-    for _ in 0..secs {
-        s.send_to(pkt, to).unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
-        while std::time::Instant::now() < deadline {
-            if let Ok((n, _)) = s.recv_from(&mut buf)
-                && n >= 240
-                && buf[0] == 2
-                && buf[4..8] == pkt[4..8]
-            {
-                return Some(buf[..n].to_vec());
-            }
-        }
-    }
-    None
-}
-
-/// (message type, yiaddr, file) of a reply.
-fn decode(r: &[u8]) -> (u8, Ipv4Addr, String) {
-    let yiaddr = Ipv4Addr::new(r[16], r[17], r[18], r[19]);
-    let file = String::from_utf8_lossy(&r[108..236])
-        .trim_end_matches('\0')
-        .to_string();
-    let mut i = 240;
-    let mut mt = 0;
-    while i + 1 < r.len() && r[i] != 255 {
-        if r[i] == 0 {
-            i += 1;
-            continue;
-        }
-        if r[i] == 53 {
-            mt = r[i + 2];
-        }
-        i += 2 + r[i + 1] as usize;
-    }
-    (mt, yiaddr, file)
-}
-
-const BCAST: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(Ipv4Addr::BROADCAST, 67));
-
 fn started(lab: &mut Lab, cfg: &std::path::Path) -> u32 {
     let pid = lab.start_sixboot(cfg);
     assert!(
@@ -152,44 +44,6 @@ fn started(lab: &mut Lab, cfg: &std::path::Path) -> u32 {
         lab.log()
     );
     pid
-}
-
-/// DISCOVER then REQUEST; returns the ACKed address and file.
-fn dora(s: &UdpSocket, mac: [u8; 6], arch: u16) -> (Ipv4Addr, String) {
-    let offer = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(1, arch, &[]),
-        ),
-        10,
-    )
-    .expect("no OFFER");
-    let (mt, addr, file) = decode(&offer);
-    assert_eq!(mt, 2, "expected OFFER");
-    let extra = [tlv(50, &addr.octets()), tlv(54, &[192, 168, 1, 1])];
-    let ack = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(3, arch, &extra),
-        ),
-        10,
-    )
-    .expect("no ACK");
-    let (mt, acked, ack_file) = decode(&ack);
-    assert_eq!(
-        (mt, acked, &ack_file),
-        (5, addr, &file),
-        "expected ACK of the offered address"
-    );
-    (addr, file)
 }
 
 #[test]
@@ -352,31 +206,6 @@ fn leases_survive_restart_and_kill_9() {
     assert!(!before.contains(&newcomer));
 }
 
-/// DORA without panicking: `None` when any step got no answer (the server may be down).
-fn try_dora(s: &UdpSocket, mac: [u8; 6]) -> Option<Ipv4Addr> {
-    let offer = ask(
-        s,
-        BCAST,
-        &packet(mac, true, Ipv4Addr::UNSPECIFIED, &firmware_opts(1, 0, &[])),
-        1,
-    )?;
-    let addr = decode(&offer).1;
-    let extra = [tlv(50, &addr.octets()), tlv(54, &[192, 168, 1, 1])];
-    let ack = ask(
-        s,
-        BCAST,
-        &packet(
-            mac,
-            true,
-            Ipv4Addr::UNSPECIFIED,
-            &firmware_opts(3, 0, &extra),
-        ),
-        1,
-    )?;
-    let (mt, acked, _) = decode(&ack);
-    (mt == 5).then_some(acked)
-}
-
 #[test]
 fn kill_9_under_load_loses_no_acked_lease_and_never_doubles_an_address() {
     let mut lab = Lab::new("d4load");
@@ -393,7 +222,7 @@ fn kill_9_under_load_loses_no_acked_lease_and_never_doubles_an_address() {
         let s = client_socket(&load_ns, Ipv4Addr::UNSPECIFIED, 68);
         load_macs
             .iter()
-            .filter_map(|&m| try_dora(&s, m).map(|a| (m, a)))
+            .filter_map(|&m| try_dora(&s, m, 0, 1).ok().map(|(a, _)| (m, a)))
             .collect::<Vec<_>>()
     });
     let acks = || lab.log().matches("reply=ACK").count();

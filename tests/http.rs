@@ -196,6 +196,14 @@ fn boot_ipxe_chains_to_the_per_machine_script_and_its_utility() {
         "{}",
         lab.log()
     );
+    // Both steps are on the machine's timeline, next to what DHCP did for it.
+    for step in [
+        "stage=\"script\" detail=menu on pcbios",
+        "stage=\"served\" detail=/memtest86+x64.bin",
+    ] {
+        let line = format!("mac={MAC} ip={CLIENT_V6} protocol=\"http\" {step}");
+        assert!(lab.wait_log(&line, 5), "{line}\n{}", lab.log());
+    }
     // The IPv4 listener serves the same, with URLs for the address the client used.
     let v4 = curl(&lab, &c, "http://192.168.1.1:8080/boot.ipxe", &["-4"]);
     assert!(
@@ -401,12 +409,16 @@ fn a_1_gib_image_streams_intact() {
 
 #[test]
 fn metrics_parse_as_prometheus_text_with_every_protocol() {
-    let dhcp4 = r#"
+    let others = r#"
 [dhcp4]
 subnet = "192.168.1.0/24"
 pool = ["192.168.1.100", "192.168.1.199"]
+
+[ipv6]
+prefix = "fd00:1::/64"
+pool = ["fd00:1::100", "fd00:1::1ff"]
 "#;
-    let (lab, c, _) = started("httpmetrics", dhcp4);
+    let (lab, c, _) = started("httpmetrics", others);
     assert_eq!(
         curl(&lab, &c, &format!("{}/boot.ipxe", base()), &["-6"]).status,
         200
@@ -449,6 +461,8 @@ print(" ".join(sorted(classic)))
         "sixboot_http_sent_bytes",
         "sixboot_dhcp4_pool_size",
         "sixboot_dhcp4_leases_active",
+        "sixboot_dhcp6_store_failures",
+        "sixboot_ra_sent",
     ] {
         assert!(printed.contains(family), "{family} missing: {printed}");
     }

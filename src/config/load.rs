@@ -547,43 +547,11 @@ fn relative_inside(p: &str) -> Option<&Path> {
 mod tests {
     use super::*;
 
-    const CONTRACT: &str = r#"interface = "lo"
-state_dir = "state"
-
-[dhcp4]
-subnet = "192.168.1.0/24"
-pool = ["192.168.1.10", "192.168.1.254"]
-lease_time = 600
-max_lease_time = 7200
-next_server = "192.168.1.1"
-
-[boot]
-bios = "undionly.kpxe"
-uefi_x64 = "snponly.efi"
-
-[tftp]
-root = "tftp"
-
-[ipv6]
-prefix = "fd00:1::/64"
-router_advertisements = true
-pool = ["fd00:1::100", "fd00:1::1ff"]
-
-[http]
-listen = ["[fd00:1::1]:8080"]
-root = "http"
-
-[menu]
-default = "memtest"
-timeout = 5
-
-[[menu.item]]
-id = "memtest"
-title = "Memtest86+"
-bios = "memtest86+x64.bin"
-efi = "memtest86+x64.efi"
-args = "console=ttyS0,115200"
-"#;
+    /// The contract example, with an interface every machine has.
+    fn contract() -> String {
+        include_str!("../../examples/sixboot.toml")
+            .replace("interface = \"br0\"", "interface = \"lo\"")
+    }
 
     fn errors(text: &str) -> String {
         parse(text, "x.toml", Path::new("/etc/sixboot"), Checks::FileOnly)
@@ -594,7 +562,7 @@ args = "console=ttyS0,115200"
     #[test]
     fn contract_config_parses_with_paths_resolved() {
         let c = parse(
-            CONTRACT,
+            &contract(),
             "x.toml",
             Path::new("/etc/sixboot"),
             Checks::FileOnly,
@@ -628,11 +596,12 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn no_dhcp4_table_means_ipv6_only() {
-        let text = CONTRACT.replace("[dhcp4]", "[unused]");
+        let text = contract().replace("[dhcp4]", "[unused]");
         // The rest of the dhcp4 keys now sit in an unknown table; drop it instead.
-        let start = CONTRACT.find("[dhcp4]").unwrap();
-        let end = CONTRACT.find("[boot]").unwrap();
-        let v6only = format!("{}{}", &CONTRACT[..start], &CONTRACT[end..]);
+        let c = contract();
+        let start = c.find("[dhcp4]").unwrap();
+        let end = c.find("[boot]").unwrap();
+        let v6only = format!("{}{}", &c[..start], &c[end..]);
         assert!(errors(&text).contains("unknown key `unused`"));
         let c = parse(&v6only, "x.toml", Path::new("."), Checks::FileOnly).unwrap();
         assert!(c.dhcp4.is_none());
@@ -640,7 +609,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn every_problem_is_reported_with_line_and_column() {
-        let text = CONTRACT
+        let text = contract()
             .replace("lease_time = 600", "lease_tme = 600")
             .replace("\"192.168.1.254\"", "\"192.168.2.5\"")
             .replace(
@@ -649,15 +618,15 @@ args = "console=ttyS0,115200"
             );
         let out = errors(&text);
         assert!(
-            out.contains("x.toml:7:1: unknown key `lease_tme` in [dhcp4]"),
+            out.contains("x.toml:9:1: unknown key `lease_tme` in [dhcp4]"),
             "{out}"
         );
         assert!(
-            out.contains("x.toml:6:25: pool address 192.168.2.5 is outside subnet 192.168.1.0/24"),
+            out.contains("x.toml:8:25: pool address 192.168.2.5 is outside subnet 192.168.1.0/24"),
             "{out}"
         );
         assert!(
-            out.contains("x.toml:9:15: dhcp4.next_server: `192.168.1.300` is not an IPv4 address"),
+            out.contains("x.toml:11:15: dhcp4.next_server: `192.168.1.300` is not an IPv4 address"),
             "{out}"
         );
         assert_eq!(out.lines().count(), 3, "{out}");
@@ -672,7 +641,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn menu_cross_references_are_checked() {
-        let text = CONTRACT.replace("default = \"memtest\"", "default = \"burnin\"")
+        let text = contract().replace("default = \"memtest\"", "default = \"burnin\"")
             + "\n[[host]]\nmac = \"52:54:00:zz:34:56\"\n";
         let out = errors(&text);
         assert!(
@@ -684,7 +653,7 @@ args = "console=ttyS0,115200"
 
     #[test]
     fn boot_paths_may_not_leave_the_root() {
-        let out = errors(&CONTRACT.replace("\"undionly.kpxe\"", "\"../etc/passwd\""));
+        let out = errors(&contract().replace("\"undionly.kpxe\"", "\"../etc/passwd\""));
         assert!(
             out.contains("boot.bios: `../etc/passwd` must be a relative path"),
             "{out}"
@@ -699,12 +668,12 @@ args = "console=ttyS0,115200"
         std::fs::write(dir.path().join("tftp/undionly.kpxe"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.bin"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.efi"), b"x").unwrap();
-        let text = CONTRACT.replace("interface = \"lo\"", "interface = \"nosuch0\"");
+        let text = contract().replace("interface = \"lo\"", "interface = \"nosuch0\"");
         let out = parse(&text, "x.toml", dir.path(), Checks::System)
             .unwrap_err()
             .to_string();
         assert!(
-            out.contains("x.toml:1:13: interface `nosuch0` does not exist"),
+            out.contains("x.toml:3:13: interface `nosuch0` does not exist"),
             "{out}"
         );
         assert!(

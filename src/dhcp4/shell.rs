@@ -2,11 +2,12 @@
 //! (SO_BINDTODEVICE, so replies never leave on another interface), a neighbour entry for
 //! unicast to clients without an address, and the durable-before-reply rule.
 
-use super::server::{Destination, Outcome, Server};
+use super::server::{Destination, Outcome, Reason, Server};
 use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
 use crate::store::{Change, Writer};
+use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -23,10 +24,13 @@ pub struct Context {
     pub server: Server,
     pub writer: Writer,
     pub metrics: Dhcp4Metrics,
+    pub timeline: Arc<Timeline>,
 }
 
 /// How often the interface's IPv4 address is looked up again.
 const ADDRESS_REFRESH: Duration = Duration::from_secs(5);
+/// How often the lease gauges are recomputed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
 
 fn bind(interface: &str) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -101,9 +105,15 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
     info!(interface = %ctx.interface, address = ?local, "DHCPv4 listening on port 67 (firmware only)");
     let neighbour_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mut buf = vec![0u8; 4096];
+    let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
     loop {
         let (n, from) = tokio::select! {
             r = sock.recv_from(&mut buf) => r?,
+            _ = gauges.tick() => {
+                // Counting active leases walks the table: once a second, not per packet.
+                ctx.metrics.leases_active.set(ctx.server.leases().active(unix_now()) as i64);
+                continue;
+            }
             _ = shutdown.changed() => return Ok(()),
         };
         if local.is_none() || looked_up.elapsed() > ADDRESS_REFRESH {
@@ -114,10 +124,7 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
         let out = ctx
             .server
             .handle(now, local.unwrap_or(Ipv4Addr::UNSPECIFIED), &buf[..n]);
-        ctx.metrics
-            .leases_active
-            .set(ctx.server.leases().active(now) as i64);
-        account(&ctx.metrics, &out, from);
+        account(&ctx.metrics, &ctx.timeline, &out, from);
         let Outcome {
             result, persist, ..
         } = out;
@@ -164,8 +171,8 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
     }
 }
 
-/// Logs and counts one decision.
-fn account(m: &Dhcp4Metrics, out: &Outcome, from: SocketAddr) {
+/// Logs and counts one decision, and puts what the machine got on its timeline.
+fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAddr) {
     let mac = out.mac.map(|m| Mac(&m).to_string()).unwrap_or_default();
     let msg = out.request.map_or("?", MessageType::name);
     inc(&m.received, "type", msg);
@@ -175,9 +182,35 @@ fn account(m: &Dhcp4Metrics, out: &Outcome, from: SocketAddr) {
         .as_ref()
         .map(|b| b.file.as_str())
         .unwrap_or_default();
+    let stage = |stage, detail: String| Event {
+        mac: out.mac,
+        ip: None,
+        protocol: "dhcp4",
+        stage,
+        detail,
+    };
+    match &out.result {
+        Ok(r) if r.kind == MessageType::Ack => {
+            if let Some(mac) = out.mac {
+                timeline.learn(r.yiaddr.into(), mac);
+            }
+            timeline.record(stage(
+                "answered",
+                format!("{} arch={arch} file={file}", r.yiaddr),
+            ));
+        }
+        Err(Reason::Refused(why)) => {
+            timeline.record(stage("refused", why.as_str().to_string()));
+        }
+        _ => {}
+    }
     match &out.result {
         Ok(r) => {
             info!(%mac, %from, request = %msg, reply = %r.kind.name(), yiaddr = %r.yiaddr, %arch, %file, "dhcp4 answered")
+        }
+        Err(Reason::PoolExhausted) => {
+            inc(&m.ignored, "reason", Reason::PoolExhausted.as_str());
+            warn!(%mac, %from, request = %msg, reason = "pool_exhausted", "dhcp4 not answered: the address pool is exhausted");
         }
         Err(reason) => {
             inc(&m.ignored, "reason", reason.as_str());

@@ -139,15 +139,21 @@ pub(super) async fn serve(
         },
         Err(r) => Err(r),
     };
+    let client = peer.remote.ip();
     let file = match found {
         Ok(Some(f)) => f,
-        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(None) => {
+            st.stage(client, "missing", path.to_string());
+            return StatusCode::NOT_FOUND.into_response();
+        }
         Err(r) => {
-            warn!(client = %peer.remote.ip(), path, reason = %r.as_str(), "path refused");
+            warn!(%client, path, reason = %r.as_str(), "path refused");
             crate::metrics::inc(&st.metrics.refused, "reason", r.as_str());
+            st.stage(client, "refused", format!("{} {path}", r.as_str()));
             return StatusCode::FORBIDDEN.into_response();
         }
     };
+    let path = path.to_string();
     // ServeFile applies Range even when If-Range no longer matches; serving the whole
     // file instead is always correct (RFC 9110 §14.2 lets a server ignore Range).
     if req.headers().contains_key(header::IF_RANGE) {
@@ -165,7 +171,10 @@ pub(super) async fn serve(
     };
     let body = match (get, span(&parts)) {
         (true, Some((start, len))) => match std::fs::File::open(&file) {
-            Ok(f) => body::file_range(f, start, len),
+            Ok(f) => {
+                st.stage(client, "served", path);
+                body::file_range(f, start, len)
+            }
             // Gone since ServeFile looked: as if it had never been there.
             Err(_) => return StatusCode::NOT_FOUND.into_response(),
         },

@@ -3,10 +3,9 @@
 //!
 //! axum and tower-http speak HTTP. This module only decides where a path may lead
 //! (`files`), what goes into a script (`scripts`, which asks `policy` what each machine
-//! gets), and what is logged and counted (`routes`).
+//! gets), and what is logged, counted and put on each machine's timeline.
 
 mod body;
-mod clients;
 mod files;
 mod ops;
 mod routes;
@@ -16,6 +15,7 @@ mod templates;
 use crate::config::Http;
 use crate::metrics::HttpMetrics;
 use crate::policy::Policy;
+use crate::timeline::Timeline;
 use prometheus_client::registry::Registry;
 use socket2::{Domain, Socket, Type};
 use std::io;
@@ -37,16 +37,31 @@ pub struct HttpContext {
     /// The registry every protocol registered into: `/metrics` renders all of it.
     pub registry: Arc<Registry>,
     pub metrics: HttpMetrics,
+    /// Each machine's stages; HTTP learns MACs from script URLs and reports what it served.
+    pub timeline: Arc<Timeline>,
 }
 
 /// What every handler shares.
 struct AppState {
     roots: files::Roots,
     templates: templates::Templates,
-    clients: clients::Clients,
     policy: Arc<Policy>,
     registry: Arc<Registry>,
     metrics: HttpMetrics,
+    timeline: Arc<Timeline>,
+}
+
+impl AppState {
+    /// Puts one HTTP stage on the timeline of the machine behind `client`.
+    fn stage(&self, client: std::net::IpAddr, stage: &'static str, detail: String) {
+        self.timeline.record(crate::timeline::Event {
+            mac: None,
+            ip: Some(client),
+            protocol: "http",
+            stage,
+            detail,
+        });
+    }
 }
 
 /// Connections waiting to be accepted, per listener.
@@ -82,10 +97,10 @@ pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Resul
     let state = Arc::new(AppState {
         roots: files::Roots::new(&ctx.http.root, ctx.tftp_root.as_deref())?,
         templates: templates::Templates::new(ctx.http.templates.clone()),
-        clients: clients::Clients::default(),
         policy: ctx.policy,
         registry: ctx.registry,
         metrics: ctx.metrics,
+        timeline: ctx.timeline,
     });
     let app = routes::router(state);
     let mut servers = JoinSet::new();

@@ -1,5 +1,6 @@
 //! The routes, and the one middleware every request passes: it logs the request with the
-//! client's address and MAC (when known) and counts it, including the body bytes sent.
+//! client's address and MAC (when known: the timeline maps addresses to MACs) and counts
+//! it, including the body bytes sent.
 
 use super::scripts::{self, Decision};
 use super::{AppState, files, ops};
@@ -20,8 +21,9 @@ use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::info;
 
-/// iPXE's entry point: a script that chains to the per-machine URL.
-pub(super) const ENTRY: &str = "/boot.ipxe";
+/// iPXE's entry point (the URL DHCPv6 hands out): a script that chains to the
+/// per-machine URL.
+pub(super) const ENTRY: &str = crate::policy::IPXE_SCRIPT_PATH;
 /// The per-machine script; iPXE's variables ride in the query.
 pub(super) const MACHINE: &str = "/ipxe";
 pub(super) const METRICS: &str = "/metrics";
@@ -112,8 +114,8 @@ async fn observe(
     let path = req.uri().path().to_owned();
     let res = next.run(req).await;
     let status = res.status();
-    // Known from this request (a per-machine script) or an earlier one from this address.
-    let mac = st.clients.mac_of(peer.remote.ip());
+    // From DHCP's lease for this address, or this or an earlier script URL.
+    let mac = st.timeline.mac_of(peer.remote.ip());
     info!(
         client = %peer.remote.ip(),
         mac = %mac.as_ref().map_or_else(|| "-".to_string(), |m| Mac(m).to_string()),

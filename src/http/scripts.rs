@@ -156,7 +156,7 @@ pub(super) async fn machine(
 ) -> Response {
     let (machine, mac) = Machine::from_query(uri.query().unwrap_or(""));
     if let Some(m) = mac {
-        st.clients.learn(peer.remote.ip(), m);
+        st.timeline.learn(peer.remote.ip(), m);
     }
     let base = base_url(&headers, peer.local);
     let (rendered, why) = machine_script(&st.templates, &st.policy, &base, &machine, mac);
@@ -173,6 +173,15 @@ pub(super) async fn machine(
         product = machine.product,
         decision = why,
         "per-machine script"
+    );
+    st.stage(
+        peer.remote.ip(),
+        "script",
+        format!(
+            "{} on {}",
+            why,
+            Platform::from_ipxe(&machine.platform).name()
+        ),
     );
     let mut res = script(templates::MACHINE, rendered);
     res.extensions_mut().insert(Decision(why));

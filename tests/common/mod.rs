@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dhcp4_client;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Server-side IPv4 address on the lab bridge.
@@ -110,6 +112,13 @@ impl Lab {
             c(&["ip", "-6", "addr", "add", a, "dev", "eth0", "nodad"]);
         }
         cns
+    }
+
+    /// Adds a tap device on the bridge, for a QEMU VM started inside the server namespace.
+    pub fn tap(&self, name: &str) {
+        self.exec_ok(&["ip", "tuntap", "add", name, "mode", "tap"]);
+        self.exec_ok(&["ip", "link", "set", name, "master", "br0"]);
+        self.exec_ok(&["ip", "link", "set", name, "up"]);
     }
 
     /// Runs a command inside the server namespace and panics if it fails.
@@ -250,4 +259,55 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 
 fn nix_is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// A server task running in-process inside a namespace, on its own thread with a
+/// current-thread tokio runtime; [`InProcess::stop`] asks it to shut down and waits.
+pub struct InProcess<T> {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> InProcess<T> {
+    /// Starts `task(shutdown)` inside namespace `ns`. Sockets it opens live there.
+    pub fn start<F, Fut>(ns: &str, task: F) -> InProcess<T>
+    where
+        F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let ns = ns.to_string();
+        let thread = std::thread::spawn(move || {
+            in_netns(&ns, move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(task(rx))
+            })
+        });
+        InProcess {
+            shutdown: tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Signals shutdown and returns what the task returned.
+    pub fn stop(mut self) -> T {
+        let _ = self.shutdown.send(true);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("server thread panicked")
+    }
+}
+
+impl<T> Drop for InProcess<T> {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
