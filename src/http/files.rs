@@ -170,10 +170,10 @@ pub(super) async fn serve(
         Err(never) => match never {},
     };
     let body = match (get, span(&parts)) {
-        (true, Some((start, len))) => match std::fs::File::open(&file) {
+        (true, Some((start, len))) => match tokio::fs::File::open(&file).await {
             Ok(f) => {
                 st.stage(client, "served", path);
-                body::file_range(f, start, len)
+                body::file_range(f.into_std().await, start, len)
             }
             // Gone since ServeFile looked: as if it had never been there.
             Err(_) => return StatusCode::NOT_FOUND.into_response(),
