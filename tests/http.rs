@@ -14,11 +14,14 @@ fn base() -> String {
     format!("http://[{SERVER_V6}]:8080")
 }
 
-/// The lab's HTTP root, TFTP root and config; `extra` is appended to the config.
-fn config(lab: &Lab, extra: &str) -> PathBuf {
+/// The lab's HTTP root, TFTP root and config; `http_extra` goes into `[http]`, `extra` at
+/// the end.
+fn config(lab: &Lab, http_extra: &str, extra: &str) -> PathBuf {
     lab.write("http/memtest86+x64.bin", b"memtest for BIOS");
     lab.write("http/memtest86+x64.efi", b"memtest for EFI");
     lab.write("tftp/snponly.efi", b"efi nbp");
+    // An empty template folder, for `templates = "tpl"`.
+    std::fs::create_dir_all(lab.dir.path().join("tpl")).unwrap();
     let text = format!(
         r#"interface = "br0"
 state_dir = "state"
@@ -32,6 +35,7 @@ root = "tftp"
 [http]
 listen = ["[{SERVER_V6}]:8080", "192.168.1.1:8080"]
 root = "http"
+{http_extra}
 
 [menu]
 default = "memtest"
@@ -49,14 +53,14 @@ args = "console=ttyS0,115200"
 }
 
 /// A lab with one client (`fd00:1::10`, `192.168.1.20`) and sixboot answering /healthz.
-fn started(test: &str, extra: &str) -> (Lab, String, u32) {
+fn started(test: &str, http_extra: &str, extra: &str) -> (Lab, String, u32) {
     let mut lab = Lab::new(test);
     let c = lab.client(
         "c",
         Some("192.168.1.20/24"),
         Some(&format!("{CLIENT_V6}/64")),
     );
-    let cfg = config(&lab, extra);
+    let cfg = config(&lab, http_extra, extra);
     let pid = lab.start_sixboot(&cfg);
     let ready = wait_until(Duration::from_secs(15), || {
         curl(&lab, &c, &format!("{}/healthz", base()), &[]).status == 200
@@ -133,7 +137,7 @@ fn ipxe_expand(url: &str, vars: &[(&str, &str)]) -> String {
 
 #[test]
 fn boot_ipxe_chains_to_the_per_machine_script_and_its_utility() {
-    let (mut lab, c, pid) = started("httpchain", "");
+    let (mut lab, c, pid) = started("httpchain", "", "");
     let entry = curl(&lab, &c, &format!("{}/boot.ipxe", base()), &["-6"]);
     assert_eq!(entry.status, 200);
     let script = String::from_utf8(entry.body).unwrap();
@@ -221,7 +225,7 @@ fn boot_ipxe_chains_to_the_per_machine_script_and_its_utility() {
 
 #[test]
 fn files_support_head_ranges_and_conditional_requests() {
-    let (lab, c, _) = started("httpfiles", "");
+    let (lab, c, _) = started("httpfiles", "", "");
     let data: Vec<u8> = (0..102_400u32).map(|i| (i * 7 % 251) as u8).collect();
     lab.write("http/img/disk.bin", &data);
     lab.write("http/notes.txt", "hello\n");
@@ -298,7 +302,7 @@ fn files_support_head_ranges_and_conditional_requests() {
 
 #[test]
 fn traversal_nul_and_escaping_symlinks_are_refused_and_counted() {
-    let (lab, c, _) = started("httprefuse", "");
+    let (lab, c, _) = started("httprefuse", "", "");
     lab.write("secret.txt", "outside the root");
     std::os::unix::fs::symlink("../secret.txt", lab.dir.path().join("http/escape")).unwrap();
     std::os::unix::fs::symlink("memtest86+x64.bin", lab.dir.path().join("http/inside")).unwrap();
@@ -377,7 +381,7 @@ fn big_file(path: &Path) -> u64 {
 
 #[test]
 fn a_1_gib_image_streams_intact() {
-    let (lab, c, _) = started("httpbig", "");
+    let (lab, c, _) = started("httpbig", "", "");
     let file = lab.dir.path().join("http/big.img");
     let size = big_file(&file);
     let t = Instant::now();
@@ -418,7 +422,7 @@ pool = ["192.168.1.100", "192.168.1.199"]
 prefix = "fd00:1::/64"
 pool = ["fd00:1::100", "fd00:1::1ff"]
 "#;
-    let (lab, c, _) = started("httpmetrics", others);
+    let (lab, c, _) = started("httpmetrics", "", others);
     assert_eq!(
         curl(&lab, &c, &format!("{}/boot.ipxe", base()), &["-6"]).status,
         200
@@ -474,4 +478,23 @@ print(" ".join(sorted(classic)))
     );
     let health = curl(&lab, &c, &format!("{}/healthz", base()), &["-6"]);
     assert_eq!((health.status, health.body.as_slice()), (200, &b"ok\n"[..]));
+}
+
+#[test]
+fn operator_templates_take_effect_without_a_restart() {
+    let (lab, c, _) = started("httptpl", "templates = \"tpl\"", "");
+    let url = format!("{}/ipxe?mac=52-54-00-12-34-56&platform=efi", base());
+    let get = || curl(&lab, &c, &url, &["-6"]);
+    assert!(String::from_utf8_lossy(&get().body).contains("\nchoose "));
+    lab.write(
+        "tpl/machine.ipxe",
+        "#!ipxe\necho {{ machine.mac }} {{ boot.kind }}\n",
+    );
+    assert_eq!(get().body, format!("#!ipxe\necho {MAC} menu\n").as_bytes());
+    // A broken override answers 500 and says where; removing it brings the built-in back.
+    lab.write("tpl/machine.ipxe", "#!ipxe\n{% if %}\n");
+    assert_eq!(get().status, 500);
+    assert!(lab.log().contains("machine.ipxe:2"), "{}", lab.log());
+    std::fs::remove_file(lab.dir.path().join("tpl/machine.ipxe")).unwrap();
+    assert!(String::from_utf8_lossy(&get().body).contains("\nchoose "));
 }
