@@ -10,6 +10,7 @@ pub mod config;
 pub mod dhcp4;
 pub mod dhcp6;
 pub mod explain;
+pub mod http;
 pub mod mac;
 pub mod metrics;
 pub mod netif;

@@ -143,6 +143,36 @@ impl RaMetrics {
     }
 }
 
+/// HTTP's counters: every request by route and status, the body bytes actually sent, and
+/// every refused path by reason.
+#[derive(Default, Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<[(&'static str, String); 2], Counter>,
+    pub sent_bytes: Labeled,
+    pub refused: Labeled,
+}
+
+impl HttpMetrics {
+    pub fn register(&self, r: &mut Registry) {
+        let r = r.sub_registry_with_prefix("http");
+        r.register(
+            "requests",
+            "HTTP requests answered, by route and status",
+            self.requests.clone(),
+        );
+        r.register(
+            "sent_bytes",
+            "HTTP response body bytes sent, by route",
+            self.sent_bytes.clone(),
+        );
+        r.register(
+            "refused",
+            "HTTP paths refused, by reason",
+            self.refused.clone(),
+        );
+    }
+}
+
 /// Renders the registry in the Prometheus text format.
 pub fn render(r: &Registry) -> String {
     let mut s = String::new();

@@ -6,7 +6,7 @@
 //! every other OS client never get IPv4. Each refusal is a [`Refusal`] that logs,
 //! metrics and `explain` can show.
 
-use crate::config::{Boot, Config};
+use crate::config::{Boot, Config, Host, Menu, MenuItem};
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
@@ -279,6 +279,36 @@ impl NoBootUrl {
     }
 }
 
+/// The platform an iPXE script runs on: iPXE's own `${platform}` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Legacy BIOS iPXE (`undionly.kpxe`, NIC ROMs).
+    Pcbios,
+    /// UEFI iPXE (`snponly.efi`, `ipxe.efi`).
+    Efi,
+    /// Anything else, or iPXE did not say: only Linux kernels are offered.
+    Unknown,
+}
+
+impl Platform {
+    /// Reads iPXE's `${platform}` value.
+    pub fn from_ipxe(s: &str) -> Platform {
+        match s {
+            "pcbios" => Platform::Pcbios,
+            "efi" => Platform::Efi,
+            _ => Platform::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Pcbios => "pcbios",
+            Platform::Efi => "efi",
+            Platform::Unknown => "unknown",
+        }
+    }
+}
+
 impl fmt::Display for NoBootUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -295,11 +325,50 @@ impl fmt::Display for NoBootUrl {
     }
 }
 
+/// How one menu item boots on one platform. Paths are relative to `[http] root`.
+/// Serialized as it is into the per-machine script template.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// What iPXE loads with `kernel`: the platform's variant, else the Linux kernel.
+    pub kernel: &'a str,
+    /// Only with a Linux kernel.
+    pub initrd: Option<&'a str>,
+    pub args: Option<&'a str>,
+}
+
+/// What iPXE gets at the HTTP stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpxeBoot<'a> {
+    /// The menu: the items this platform can run, in config order.
+    Menu {
+        items: Vec<Launch<'a>>,
+        /// An item id, `local` or `shell`: what the menu boots when it times out.
+        default: &'a str,
+        /// Seconds; 0 waits for a choice forever (iPXE's meaning of 0).
+        timeout: u32,
+    },
+    /// Straight to one item, no menu (a `[[host]]` pin).
+    Item(Launch<'a>),
+    /// Straight to the local disk, no menu (a `[[host]]` pin to `local`).
+    Local,
+}
+
+/// The HTTP-stage decision with why it was taken, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpxeDecision<'a> {
+    pub boot: IpxeBoot<'a>,
+    pub why: &'static str,
+}
+
 /// The decisions, built once from the config.
 #[derive(Debug, Clone)]
 pub struct Policy {
     boot: Boot,
     http_listen: Option<Vec<SocketAddr>>,
+    menu: Menu,
+    hosts: Vec<Host>,
 }
 
 impl Policy {
@@ -307,6 +376,81 @@ impl Policy {
         Policy {
             boot: cfg.boot.clone(),
             http_listen: cfg.http.as_ref().map(|h| h.listen.clone()),
+            menu: cfg.menu.clone(),
+            hosts: cfg.hosts.clone(),
+        }
+    }
+
+    /// How `item` boots on `platform`, or `None` when it has no variant there (hidden).
+    /// A platform's own variant wins over a Linux kernel.
+    pub fn launch<'a>(&self, item: &'a MenuItem, platform: Platform) -> Option<Launch<'a>> {
+        let variant = match platform {
+            Platform::Pcbios => item.bios.as_deref(),
+            Platform::Efi => item.efi.as_deref(),
+            Platform::Unknown => None,
+        };
+        let (kernel, initrd) = match variant {
+            Some(v) => (v, None),
+            None => (item.kernel.as_deref()?, item.initrd.as_deref()),
+        };
+        Some(Launch {
+            id: &item.id,
+            title: &item.title,
+            kernel,
+            initrd,
+            args: item.args.as_deref(),
+        })
+    }
+
+    /// The HTTP stage: what iPXE on `platform` gets, for the machine `mac` if known.
+    /// A `[[host]]` pin skips the menu; a pin to an item this platform cannot run falls
+    /// back to the menu (and says so) rather than leaving the machine stuck.
+    pub fn ipxe(&self, mac: Option<[u8; 6]>, platform: Platform) -> IpxeDecision<'_> {
+        let pin = mac
+            .and_then(|m| self.hosts.iter().find(|h| h.mac == m))
+            .and_then(|h| h.boot.as_deref());
+        let pinned = |why, boot| IpxeDecision { boot, why };
+        match pin {
+            Some("local") => return pinned("host pinned to local disk", IpxeBoot::Local),
+            Some("menu") | None => {}
+            Some(id) => {
+                let launch = self
+                    .menu
+                    .items
+                    .iter()
+                    .find(|i| i.id == id)
+                    .and_then(|i| self.launch(i, platform));
+                if let Some(l) = launch {
+                    return pinned("host pinned to an item", IpxeBoot::Item(l));
+                }
+            }
+        }
+        let items: Vec<Launch> = self
+            .menu
+            .items
+            .iter()
+            .filter_map(|i| self.launch(i, platform))
+            .collect();
+        // A default this platform cannot run, or none at all, times out to the local disk:
+        // a machine nobody chose for is left as its own disk would boot it.
+        let default = match self.menu.default.as_deref() {
+            Some(d @ ("local" | "shell")) => d,
+            Some(d) if items.iter().any(|l| l.id == d) => d,
+            _ => "local",
+        };
+        let why = match pin {
+            Some(id) if id != "menu" => {
+                "host pinned to an item with no variant for this platform: menu"
+            }
+            _ => "menu",
+        };
+        IpxeDecision {
+            boot: IpxeBoot::Menu {
+                items,
+                default,
+                timeout: self.menu.timeout,
+            },
+            why,
         }
     }
 
@@ -417,6 +561,8 @@ pub(crate) mod tests_support {
         Policy {
             boot,
             http_listen: http.map(|h| vec![h.parse().unwrap()]),
+            menu: Menu::default(),
+            hosts: Vec::new(),
         }
     }
 }
@@ -434,6 +580,8 @@ mod tests {
                 ..Boot::default()
             },
             http_listen: http.map(|h| vec![h.parse().unwrap()]),
+            menu: Menu::default(),
+            hosts: Vec::new(),
         }
     }
 
@@ -586,5 +734,111 @@ mod tests {
         let b = policy(Some("0.0.0.0:8080")).dhcp4(&h, SERVER).unwrap();
         assert_eq!(b.file, "http://192.168.1.1:8080/boot/snponly.efi");
         assert!(b.http_client);
+    }
+
+    fn menu_policy(default: Option<&str>, hosts: Vec<Host>) -> Policy {
+        let item =
+            |id: &str, bios: Option<&str>, efi: Option<&str>, kernel: Option<&str>| MenuItem {
+                id: id.into(),
+                title: id.into(),
+                bios: bios.map(Into::into),
+                efi: efi.map(Into::into),
+                kernel: kernel.map(Into::into),
+                initrd: kernel.map(|_| "initrd.img".into()),
+                args: None,
+            };
+        Policy {
+            boot: Boot::default(),
+            http_listen: None,
+            menu: Menu {
+                default: default.map(Into::into),
+                timeout: 5,
+                items: vec![
+                    item("memtest", Some("mt.bin"), Some("mt.efi"), None),
+                    item("biosonly", Some("b.bin"), None, None),
+                    item("linux", Some("l.bin"), None, Some("vmlinuz")),
+                ],
+            },
+            hosts,
+        }
+    }
+
+    fn ids<'a>(d: &IpxeDecision<'a>) -> Vec<&'a str> {
+        match &d.boot {
+            IpxeBoot::Menu { items, .. } => items.iter().map(|l| l.id).collect(),
+            other => panic!("expected a menu, got {other:?}"),
+        }
+    }
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+
+    #[test]
+    fn menu_items_appear_only_where_the_platform_can_run_them() {
+        let p = menu_policy(Some("memtest"), vec![]);
+        assert_eq!(
+            ids(&p.ipxe(None, Platform::Pcbios)),
+            ["memtest", "biosonly", "linux"]
+        );
+        assert_eq!(ids(&p.ipxe(None, Platform::Efi)), ["memtest", "linux"]);
+        assert_eq!(ids(&p.ipxe(None, Platform::Unknown)), ["linux"]);
+        // The platform's own variant wins over the Linux kernel; the kernel brings its initrd.
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Pcbios).boot else {
+            unreachable!()
+        };
+        assert_eq!((items[2].kernel, items[2].initrd), ("l.bin", None));
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Efi).boot else {
+            unreachable!()
+        };
+        assert_eq!(
+            (items[1].kernel, items[1].initrd),
+            ("vmlinuz", Some("initrd.img"))
+        );
+    }
+
+    #[test]
+    fn a_default_the_platform_cannot_run_times_out_to_the_local_disk() {
+        let default = |p: &Policy, pl| match p.ipxe(None, pl).boot {
+            IpxeBoot::Menu { default, .. } => default.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let p = menu_policy(Some("biosonly"), vec![]);
+        assert_eq!(default(&p, Platform::Pcbios), "biosonly");
+        assert_eq!(default(&p, Platform::Efi), "local");
+        assert_eq!(default(&menu_policy(None, vec![]), Platform::Efi), "local");
+        assert_eq!(
+            default(&menu_policy(Some("shell"), vec![]), Platform::Efi),
+            "shell"
+        );
+    }
+
+    #[test]
+    fn host_pins_skip_the_menu_where_the_platform_allows() {
+        let host = |boot: &str| Host {
+            mac: MAC,
+            boot: Some(boot.into()),
+        };
+        let p = menu_policy(None, vec![host("memtest")]);
+        let d = p.ipxe(Some(MAC), Platform::Efi);
+        assert!(
+            matches!(
+                d.boot,
+                IpxeBoot::Item(Launch {
+                    kernel: "mt.efi",
+                    ..
+                })
+            ),
+            "{d:?}"
+        );
+        // Another machine still gets the menu.
+        assert_eq!(ids(&p.ipxe(Some([0; 6]), Platform::Efi)).len(), 2);
+        let p = menu_policy(None, vec![host("local")]);
+        assert_eq!(p.ipxe(Some(MAC), Platform::Pcbios).boot, IpxeBoot::Local);
+        let p = menu_policy(None, vec![host("menu")]);
+        assert_eq!(ids(&p.ipxe(Some(MAC), Platform::Pcbios)).len(), 3);
+        // Pinned to an item with no EFI variant: the menu, with the reason.
+        let p = menu_policy(None, vec![host("biosonly")]);
+        let d = p.ipxe(Some(MAC), Platform::Efi);
+        assert_eq!(ids(&d), ["memtest", "linux"]);
+        assert!(d.why.contains("no variant"), "{}", d.why);
     }
 }

@@ -2,11 +2,11 @@
 //! all on SIGTERM/SIGINT (or when one fails, with its error).
 
 use crate::config::Config;
-use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, RaMetrics};
+use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, HttpMetrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
 use crate::timeline::Timeline;
-use crate::{dhcp4, dhcp6, ra};
+use crate::{dhcp4, dhcp6, http, ra};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +69,22 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         tasks.spawn(async move { ("ra", ra::run(v6, interface, metrics, timeline, stop).await) });
     } else {
         info!("no [ipv6] table: no router advertisements and no DHCPv6");
+    }
+
+    // Last, so every protocol above has registered its metrics: `/metrics` shows them all.
+    if let Some(h) = &cfg.http {
+        let metrics = HttpMetrics::default();
+        metrics.register(&mut registry);
+        let ctx = http::HttpContext {
+            http: h.clone(),
+            tftp_root: cfg.tftp.as_ref().map(|t| t.root.clone()),
+            policy: policy.clone(),
+            registry: Arc::new(registry),
+            metrics,
+            timeline: timeline.clone(),
+        };
+        let stop = stop.clone();
+        tasks.spawn(async move { ("http", http::run(ctx, stop).await) });
     }
 
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;

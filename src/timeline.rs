@@ -56,6 +56,12 @@ impl Timeline {
         g.mac_of.insert(address, (mac, Instant::now()));
     }
 
+    /// The MAC DHCP (or an iPXE script URL) last tied to `address`, if any.
+    pub fn mac_of(&self, address: IpAddr) -> Option<[u8; 6]> {
+        let g = self.inner.lock().expect("timeline lock");
+        g.mac_of.get(&address).map(|v| v.0)
+    }
+
     /// Logs one step (unless it repeats the machine's latest step) and returns it with the
     /// MAC filled in, if known.
     pub fn record(&self, mut ev: Event) -> Option<Event> {

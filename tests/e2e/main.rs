@@ -204,3 +204,63 @@ fn ovmf_http_boot_gets_the_efi_url_and_httpclient_over_dhcpv6() {
         vm.console()
     );
 }
+
+/// Boots `fw` as machine `mac` until memtest's own screen (the menu shows "Memtest86+"
+/// too; memtest's screen adds its version), checks sixboot's log for each of `needles`,
+/// and returns the console.
+fn boots_memtest(name: &str, v4: bool, fw: Firmware, mac: &str, needles: &[String]) -> String {
+    let (lab, _) = start(name, v4);
+    lab.tap("tap0");
+    let mut vm = Vm::start(&lab.ns, lab.dir.path(), name, fw, "tap0", mac, None);
+    let banner = vm.wait_for("Memtest86+ v", Duration::from_secs(420));
+    let log = lab.log();
+    assert!(
+        banner.is_some(),
+        "memtest did not start:\n{log}\n--- console:\n{}",
+        vm.console()
+    );
+    for needle in needles {
+        assert!(log.contains(needle), "no `{needle}` in:\n{log}");
+    }
+    vm.console()
+}
+
+#[test]
+fn seabios_ipxe_rom_boots_memtest_over_http_through_the_menu() {
+    // DHCPv6 gives boot.ipxe; real iPXE expands its variables into the per-machine URL,
+    // shows the menu, times out to memtest and loads it over HTTP/IPv6.
+    let mac = "52:54:00:e2:00:21";
+    let console = boots_memtest(
+        "e2ememtest",
+        true,
+        Firmware::SeaBiosIpxeRom,
+        mac,
+        &[
+            format!("mac={mac} method=GET path=\"/ipxe\" status=200 decision=\"menu\""),
+            format!("mac={mac} method=GET path=\"/memtest86+x64.bin\" status=200"),
+        ],
+    );
+    assert!(console.contains("sixboot: booting Memtest86+"), "{console}");
+}
+
+#[test]
+fn ovmf_http_boot_reaches_memtest_efi_over_http() {
+    // UEFI HTTP boot asks the NBP's size with HEAD, loads snponly.efi from /boot/, which as
+    // iPXE fetches boot.ipxe, its per-machine menu, and memtest's EFI build: no TFTP and no
+    // IPv4 anywhere.
+    let mac = "52:54:00:e2:00:26";
+    boots_memtest(
+        "e2ehttpmt",
+        false,
+        Firmware::OvmfHttp,
+        mac,
+        &[
+            format!("mac={mac} method=HEAD path=\"/boot/snponly.efi\" status=200"),
+            format!("mac={mac} method=GET path=\"/boot/snponly.efi\" status=200"),
+            format!("mac={mac} method=GET path=\"/ipxe\" status=200 decision=\"menu\""),
+            format!("mac={mac} method=GET path=\"/memtest86+x64.efi\" status=200"),
+            // iPXE's DHCPv6 lease differs from the firmware's; the timeline still knows it.
+            "protocol=\"http\" stage=\"script\" detail=menu on efi".to_string(),
+        ],
+    );
+}

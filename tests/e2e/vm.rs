@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 /// Which firmware boots, and how its network boot is set up (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // the IPv6-only and HTTP paths are exercised once the IPv6 stage lands
 pub enum Firmware {
     /// SeaBIOS + e1000; the NIC ROM is iPXE.
     SeaBiosIpxeRom,
