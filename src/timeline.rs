@@ -92,7 +92,7 @@ impl Timeline {
             .map(|m| Mac(&m).to_string())
             .unwrap_or_else(|| "unknown".into());
         let ip = ev.ip.map(|i| i.to_string()).unwrap_or_default();
-        info!(target: "sixboot::timeline", %mac, %ip, protocol = ev.protocol, stage = ev.stage, detail = %ev.detail, "stage");
+        info!(target: "sixboot::timeline", %mac, %ip, protocol = %ev.protocol, stage = %ev.stage, detail = %ev.detail, "stage");
         Some(ev)
     }
 }

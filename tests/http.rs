@@ -202,10 +202,10 @@ fn boot_ipxe_chains_to_the_per_machine_script_and_its_utility() {
     );
     // Both steps are on the machine's timeline, next to what DHCP did for it.
     for step in [
-        "stage=\"script\" detail=menu on pcbios",
-        "stage=\"served\" detail=/memtest86+x64.bin",
+        "stage=script detail=menu on pcbios",
+        "stage=served detail=/memtest86+x64.bin",
     ] {
-        let line = format!("mac={MAC} ip={CLIENT_V6} protocol=\"http\" {step}");
+        let line = format!("mac={MAC} ip={CLIENT_V6} protocol=http {step}");
         assert!(lab.wait_log(&line, 5), "{line}\n{}", lab.log());
     }
     // The IPv4 listener serves the same, with URLs for the address the client used.
