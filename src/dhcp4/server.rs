@@ -120,6 +120,17 @@ pub struct Outcome {
     pub persist: Option<Lease4>,
 }
 
+/// One DISCOVER or REQUEST being decided: when, on which address, from whom, and what the
+/// policy lets the client boot.
+#[derive(Clone, Copy)]
+struct Exchange<'x, 'a> {
+    now: u64,
+    local: Ipv4Addr,
+    p: &'x Packet<'a>,
+    client: &'x [u8],
+    boot: &'x Boot4,
+}
+
 /// The DHCPv4 server state for one subnet.
 pub struct Server {
     cfg: Dhcp4,
@@ -222,9 +233,27 @@ impl Server {
                     .dhcp4(&hints(p), local)
                     .map_err(Reason::Refused)?;
                 let r = if p.message_type == MessageType::Discover {
-                    self.discover(now, local, p, &client, &b, persist)
+                    self.discover(
+                        &Exchange {
+                            now,
+                            local,
+                            p,
+                            client: &client,
+                            boot: &b,
+                        },
+                        persist,
+                    )
                 } else {
-                    self.request(now, local, p, &client, &b, persist)
+                    self.request(
+                        &Exchange {
+                            now,
+                            local,
+                            p,
+                            client: &client,
+                            boot: &b,
+                        },
+                        persist,
+                    )
                 };
                 *boot = Some(b);
                 r
@@ -267,15 +296,14 @@ impl Server {
             .cloned()
     }
 
-    fn discover(
-        &mut self,
-        now: u64,
-        local: Ipv4Addr,
-        p: &Packet,
-        client: &[u8],
-        b: &Boot4,
-        persist: &mut Option<Lease4>,
-    ) -> Result<Reply, Reason> {
+    fn discover(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
+        let Exchange {
+            now,
+            local,
+            p,
+            client,
+            boot: b,
+        } = *x;
         let addr = self
             .leases
             .choose(client, p.requested_ip(), now)
@@ -296,15 +324,14 @@ impl Server {
         Ok(self.reply(p, MessageType::Offer, addr, local, b))
     }
 
-    fn request(
-        &mut self,
-        now: u64,
-        local: Ipv4Addr,
-        p: &Packet,
-        client: &[u8],
-        b: &Boot4,
-        persist: &mut Option<Lease4>,
-    ) -> Result<Reply, Reason> {
+    fn request(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
+        let Exchange {
+            now,
+            local,
+            p,
+            client,
+            boot: b,
+        } = *x;
         let unspecified = Ipv4Addr::UNSPECIFIED;
         let wanted = p
             .requested_ip()
