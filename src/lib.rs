@@ -6,3 +6,4 @@
 //! that decides who gets what at which stage; `store` keeps leases durable.
 
 pub mod cli;
+pub mod tftp;
