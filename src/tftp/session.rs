@@ -79,12 +79,15 @@ impl Outcome {
 }
 
 /// The options the server grants: what goes in the OACK. Unrequested options stay `None`.
+///
+/// tsize is left out for an empty file: curl (7.88 and later) treats `tsize 0` in an OACK
+/// as an illegal operation and aborts, while leaving it out is always allowed (RFC 2347).
 pub fn negotiate(requested: &Options, size: u64, limits: &Limits) -> Options {
     Options {
         blksize: requested
             .blksize
             .map(|b| b.min(limits.max_blksize).max(BLKSIZE_MIN)),
-        tsize: requested.tsize.map(|_| size),
+        tsize: requested.tsize.and((size > 0).then_some(size)),
         timeout: requested.timeout,
         windowsize: requested
             .windowsize
@@ -470,6 +473,19 @@ mod tests {
         assert_eq!(drain(&mut s), vec![Sent::Oack(granted)]);
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(3)));
         assert_eq!((s.blksize(), s.windowsize()), (1468, 64));
+    }
+
+    #[test]
+    fn empty_file_gets_no_tsize() {
+        let t0 = Instant::now();
+        let mut s = Session::new(&opts(Some(1468), Some(0), None), 0, &LIMITS, t0);
+        assert_eq!(
+            drain(&mut s),
+            vec![Sent::Oack(opts(Some(1468), None, None))]
+        );
+        // tsize alone: nothing left to acknowledge, so DATA comes straight away.
+        let mut s = Session::new(&opts(None, Some(0), None), 0, &LIMITS, t0);
+        assert_eq!(drain(&mut s), vec![Sent::Data(1, 0)]);
     }
 
     #[test]
