@@ -11,8 +11,10 @@
 //! - [`paths`]: request names to files inside the root.
 //! - [`cache`], [`netascii`]: what gets served, from memory where that helps.
 //!
-//! [`run`] is the tokio shell that moves the datagrams and file bytes.
+//! [`run`] is the tokio shell that moves the datagrams and file bytes, sending each window
+//! of DATA with UDP GSO where the kernel allows.
 
+mod batch;
 pub mod cache;
 pub mod metrics;
 pub mod netascii;

@@ -25,6 +25,7 @@ use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info, warn};
 
 use super::TftpConfig;
+use super::batch::Batch;
 use super::cache::{Cache, FileStamp};
 use super::metrics::{FamilyLabel, OutcomeLabels, TftpMetrics};
 use super::netascii;
@@ -226,20 +227,26 @@ impl Transfer {
         let mut s = Session::new(&self.options, source.len(), &limits, started);
         debug!(peer = %self.peer, file = %self.path.display(), blksize = s.blksize(),
             windowsize = s.windowsize(), "tftp: transfer starts");
-        let mut out = vec![0u8; DATA_HEADER_LEN + s.blksize()];
+        let mut batch = Batch::new(DATA_HEADER_LEN + s.blksize());
         let mut inbuf = [0u8; RECV_BUF];
         let outcome = loop {
             while let Some(t) = s.poll_transmit() {
                 match t {
-                    Transmit::Control(p) => sock.send_to(&p, self.peer).await?,
+                    Transmit::Control(p) => {
+                        batch.flush(&sock, self.peer).await?;
+                        sock.send_to(&p, self.peer).await?;
+                    }
                     Transmit::Data { block, offset, len } => {
-                        let packet = &mut out[..DATA_HEADER_LEN + len];
+                        let packet = batch.push(DATA_HEADER_LEN + len);
                         packet[..DATA_HEADER_LEN].copy_from_slice(&wire::data_header(block));
                         source.copy(offset, &mut packet[DATA_HEADER_LEN..]).await?;
-                        sock.send_to(packet, self.peer).await?
+                        if batch.is_closed() {
+                            batch.flush(&sock, self.peer).await?;
+                        }
                     }
-                };
+                }
             }
+            batch.flush(&sock, self.peer).await?;
             if let Some(o) = s.outcome() {
                 break o.clone();
             }
