@@ -18,4 +18,5 @@ pub mod policy;
 pub mod ra;
 pub mod serve;
 pub mod store;
+pub mod tftp;
 pub mod timeline;

@@ -6,7 +6,7 @@ use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, HttpMetrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
 use crate::timeline::Timeline;
-use crate::{dhcp4, dhcp6, http, ra};
+use crate::{dhcp4, dhcp6, http, ra, tftp};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +72,23 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     }
 
     // Last, so every protocol above has registered its metrics: `/metrics` shows them all.
+    if let Some(t) = &cfg.tftp {
+        let metrics = tftp::TftpMetrics::default();
+        metrics.register(&mut registry);
+        let tcfg = tftp::TftpConfig {
+            max_transfers: t.max_transfers,
+            max_per_client: t.max_per_client,
+            ..tftp::TftpConfig::new(&t.root)
+        };
+        let (interface, timeline, stop) = (cfg.interface.clone(), timeline.clone(), stop.clone());
+        tasks.spawn(async move {
+            (
+                "tftp",
+                tftp::run(tcfg, interface, metrics, timeline, stop).await,
+            )
+        });
+    }
+
     if let Some(h) = &cfg.http {
         let metrics = HttpMetrics::default();
         metrics.register(&mut registry);

@@ -1,0 +1,245 @@
+//! From the file name in a request to a file inside `[tftp] root`, or a refusal.
+//!
+//! Two steps. [`normalize`] is pure: PXE ROMs send both `/undionly.kpxe` and
+//! `undionly.kpxe`, some send `\`, so a leading separator maps into the root, `\` counts as
+//! `/`, and any `..` that would climb out of the root is refused. [`resolve`] then asks the
+//! filesystem, because only it knows where symlinks lead: the canonical path must still lie
+//! inside the (canonical) root, and must be a regular file.
+
+use std::ffi::OsStr;
+use std::fs::{File, Metadata, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use super::wire::ErrorCode;
+
+/// Why a requested name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// A NUL byte inside the name.
+    Nul,
+    /// A `..` that would leave the root.
+    Escape,
+    /// A symlink (anywhere on the way) that leads outside the root.
+    SymlinkEscape,
+    /// Nothing there.
+    NotFound,
+    /// The root itself, a directory or a device: only regular files are served.
+    NotAFile,
+    /// There, but the server may not read it.
+    Unreadable,
+}
+
+impl PathError {
+    /// Label for metrics and logs.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PathError::Nul => "path_nul",
+            PathError::Escape => "path_escape",
+            PathError::SymlinkEscape => "path_symlink_escape",
+            PathError::NotFound => "not_found",
+            PathError::NotAFile => "not_a_file",
+            PathError::Unreadable => "unreadable",
+        }
+    }
+
+    /// What the client is told. Escapes get "access violation", like a missing permission.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            PathError::NotFound => ErrorCode::FileNotFound,
+            _ => ErrorCode::AccessViolation,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            PathError::NotFound => "file not found",
+            PathError::NotAFile => "not a file",
+            _ => "access violation",
+        }
+    }
+}
+
+/// The requested name as a path relative to the root, without `.`, `..` or empty parts.
+pub fn normalize(name: &[u8]) -> Result<PathBuf, PathError> {
+    if name.contains(&0) {
+        return Err(PathError::Nul);
+    }
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in name.split(|&c| c == b'/' || c == b'\\') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop().ok_or(PathError::Escape)?;
+            }
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(PathError::NotAFile);
+    }
+    Ok(parts.iter().map(|p| OsStr::from_bytes(p)).collect())
+}
+
+/// A file found inside the root, already open.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Canonical path: the cache key.
+    pub path: PathBuf,
+    pub file: File,
+    pub meta: Metadata,
+}
+
+/// Finds and opens `rel` under `root`, which must itself be canonical. The regular-file
+/// check is made on the open file, so what is checked is what gets served.
+pub fn resolve(root: &Path, rel: &Path) -> Result<Resolved, PathError> {
+    let path = std::fs::canonicalize(root.join(rel)).map_err(PathError::from_io)?;
+    if !path.starts_with(root) {
+        return Err(PathError::SymlinkEscape);
+    }
+    // Non-blocking, so a FIFO in the root cannot hang the open; regular files ignore it.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(PathError::from_io)?;
+    let meta = file.metadata().map_err(PathError::from_io)?;
+    if !meta.is_file() {
+        return Err(PathError::NotAFile);
+    }
+    Ok(Resolved { path, file, meta })
+}
+
+impl PathError {
+    /// What an I/O error on the way to the file means for the client.
+    pub fn from_io(e: std::io::Error) -> PathError {
+        match e.kind() {
+            std::io::ErrorKind::PermissionDenied => PathError::Unreadable,
+            _ => PathError::NotFound, // also ENOTDIR, ELOOP: nothing servable there
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(name: &[u8]) -> PathBuf {
+        normalize(name).unwrap()
+    }
+
+    #[test]
+    fn leading_separators_map_into_root() {
+        assert_eq!(ok(b"undionly.kpxe"), PathBuf::from("undionly.kpxe"));
+        assert_eq!(ok(b"/undionly.kpxe"), PathBuf::from("undionly.kpxe"));
+        assert_eq!(ok(b"//efi//snponly.efi"), PathBuf::from("efi/snponly.efi"));
+        assert_eq!(
+            ok(b"\\efi\\boot\\bootx64.efi"),
+            PathBuf::from("efi/boot/bootx64.efi")
+        );
+        assert_eq!(ok(b"./a/./b"), PathBuf::from("a/b"));
+    }
+
+    #[test]
+    fn dotdot_inside_root_is_fine() {
+        assert_eq!(ok(b"a/b/../c"), PathBuf::from("a/c"));
+        assert_eq!(ok(b"a/../b"), PathBuf::from("b"));
+    }
+
+    #[test]
+    fn refuses_escape_nul_and_root() {
+        assert_eq!(normalize(b"../etc/passwd"), Err(PathError::Escape));
+        assert_eq!(normalize(b"/../etc/passwd"), Err(PathError::Escape));
+        assert_eq!(normalize(b"a/../../etc/passwd"), Err(PathError::Escape));
+        assert_eq!(normalize(b"..\\..\\windows"), Err(PathError::Escape));
+        assert_eq!(normalize(b"a\0b"), Err(PathError::Nul));
+        assert_eq!(normalize(b"/"), Err(PathError::NotAFile));
+        assert_eq!(normalize(b""), Err(PathError::NotAFile));
+        assert_eq!(normalize(b"a/.."), Err(PathError::NotAFile));
+    }
+
+    #[test]
+    fn non_utf8_names_pass_through() {
+        assert_eq!(ok(b"\xff.bin").as_os_str().as_bytes(), b"\xff.bin");
+    }
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let root = base.join("root");
+        let outside = base.join("secret");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(&outside, b"secret").unwrap();
+        std::fs::write(root.join("sub/file"), b"ok").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("leak")).unwrap();
+        std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
+        std::os::unix::fs::symlink("sub/file", root.join("inside")).unwrap();
+        std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+        Tree {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    #[test]
+    fn resolves_files_and_inner_symlinks() {
+        let t = tree();
+        assert_eq!(
+            resolve(&t.root, &ok(b"/sub/file")).unwrap().path,
+            t.root.join("sub/file")
+        );
+        assert_eq!(
+            resolve(&t.root, &ok(b"inside")).unwrap().path,
+            t.root.join("sub/file")
+        );
+        assert_eq!(resolve(&t.root, &ok(b"inside")).unwrap().meta.len(), 2);
+    }
+
+    #[test]
+    fn refuses_symlinks_leading_out() {
+        let t = tree();
+        assert!(t.outside.exists());
+        assert_eq!(
+            resolve(&t.root, &ok(b"leak")).unwrap_err(),
+            PathError::SymlinkEscape
+        );
+        assert_eq!(
+            resolve(&t.root, &ok(b"up/secret")).unwrap_err(),
+            PathError::SymlinkEscape
+        );
+        // Leaves and re-enters the root through a symlink: only where it ends counts.
+        assert_eq!(
+            resolve(&t.root, &ok(b"up/root/sub/file")).unwrap().path,
+            t.root.join("sub/file")
+        );
+    }
+
+    #[test]
+    fn refuses_missing_and_directories() {
+        let t = tree();
+        assert_eq!(
+            resolve(&t.root, &ok(b"nope")).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            resolve(&t.root, &ok(b"dangling")).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            resolve(&t.root, &ok(b"sub/file/x")).unwrap_err(),
+            PathError::NotFound
+        );
+        assert_eq!(
+            resolve(&t.root, &ok(b"sub")).unwrap_err(),
+            PathError::NotAFile
+        );
+    }
+}
