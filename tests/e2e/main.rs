@@ -50,217 +50,211 @@ fn start(name: &str, v4: bool) -> (Lab, PathBuf) {
     (lab, cfg)
 }
 
-#[test]
-fn ovmf_pxe_v4_gets_snponly_from_dhcp4() {
-    let (lab, _) = start("e2eovmf4", true);
-    lab.tap("tap0");
-    let mut vm = Vm::start(
-        &lab.ns,
-        lab.dir.path(),
-        "ovmf4",
-        Firmware::OvmfPxe,
-        "tap0",
-        "52:54:00:e2:00:02",
-        None,
-    );
-    let acked = common::wait_until(Duration::from_secs(120), || {
-        lab.log().contains("mac=52:54:00:e2:00:02") && lab.log().contains("reply=ACK")
-    });
-    assert!(
-        acked,
-        "no DHCPv4 ACK for OVMF:\n{}\n--- console:\n{}",
-        lab.log(),
-        vm.console()
-    );
-    assert!(lab.log().contains("file=snponly.efi"));
-    let _ = vm.wait_for("never", Duration::from_millis(1));
-}
-
-#[test]
-fn seabios_ipxe_rom_is_refused_on_dhcp4() {
-    let (lab, _) = start("e2erom", true);
-    lab.tap("tap0");
-    let vm = Vm::start(
-        &lab.ns,
-        lab.dir.path(),
-        "rom",
-        Firmware::SeaBiosIpxeRom,
-        "tap0",
-        "52:54:00:e2:00:01",
-        None,
-    );
-    let refused = common::wait_until(Duration::from_secs(120), || {
-        lab.log().contains("reason=ipxe")
-    });
-    assert!(
-        refused,
-        "iPXE ROM not refused:\n{}\n--- console:\n{}",
-        lab.log(),
-        vm.console()
-    );
-    assert!(!lab.log().contains("reply=OFFER"));
-}
-
-/// The `addrs=[...]` of each DHCPv6 Reply to a Request whose line also contains `needle`.
-fn dhcp6_requests(log: &str, needle: &str) -> Vec<String> {
-    log.lines()
-        .filter(|l| {
-            l.contains("DHCPv6 reply") && l.contains("request=\"request\"") && l.contains(needle)
-        })
+/// One machine's timeline from sixboot's log: (protocol, stage, detail) in order.
+fn timeline(lab: &Lab, mac: &str) -> Vec<(String, String, String)> {
+    let needle = format!("mac={mac} ");
+    lab.log()
+        .lines()
+        .filter(|l| l.contains("sixboot::timeline") && l.contains(&needle))
         .filter_map(|l| {
-            l.split("addrs=")
-                .nth(1)?
-                .split(']')
-                .next()
-                .map(String::from)
+            let field = |k: &str| {
+                l.split(&format!(" {k}="))
+                    .nth(1)
+                    .map(|v| v.split(' ').next().unwrap_or("").to_string())
+            };
+            let detail = l.split(" detail=").nth(1).unwrap_or("").to_string();
+            Some((field("protocol")?, field("stage")?, detail))
         })
         .collect()
 }
 
-#[test]
-fn seabios_ipxe_roms_with_one_smbios_uuid_get_two_addresses_and_the_script_url_over_dhcpv6() {
-    let (lab, _) = start("e2erom6", true);
-    let url = "boot_url=http://[fd00:1::1]:8080/boot.ipxe";
-    let mut vms = Vec::new();
-    for (i, mac) in ["52:54:00:e2:00:11", "52:54:00:e2:00:12"]
-        .iter()
-        .enumerate()
-    {
-        let tap = format!("tap{i}");
-        lab.tap(&tap);
-        // No -uuid: both report the all-zero SMBIOS UUID, so one DUID-UUID.
-        vms.push(Vm::start(
-            &lab.ns,
-            lab.dir.path(),
-            &format!("rom6-{i}"),
-            Firmware::SeaBiosIpxeRom,
-            &tap,
-            mac,
-            None,
-        ));
+/// Asserts that `steps` appear in this order in the machine's timeline; each step is
+/// (protocol, stage, text the detail contains).
+fn assert_stages(lab: &Lab, mac: &str, steps: &[(&str, &str, &str)]) {
+    let t = timeline(lab, mac);
+    let mut at = 0;
+    for (p, s, d) in steps {
+        match t[at..]
+            .iter()
+            .position(|(tp, ts, td)| tp == p && ts == s && td.contains(d))
+        {
+            Some(i) => at += i + 1,
+            None => {
+                panic!("{mac}: stage {p}/{s} ({d}) missing after step {at} of timeline:\n{t:#?}")
+            }
+        }
     }
-    let both = common::wait_until(Duration::from_secs(180), || {
-        dhcp6_requests(&lab.log(), url).len() >= 2
-    });
-    let consoles: Vec<String> = vms.iter().map(Vm::console).collect();
-    assert!(
-        both,
-        "iPXE did not get its boot URL over DHCPv6 twice:\n{}\n--- consoles:\n{}",
-        lab.log(),
-        consoles.join("\n---\n")
-    );
-    let addrs = dhcp6_requests(&lab.log(), url);
-    assert_ne!(addrs[0], addrs[1], "two machines share an address");
-    assert!(lab.log().contains("duplicate SMBIOS UUID"));
 }
 
+/// memtest's own screen: the iPXE menu shows "Memtest86+" too, memtest adds its version.
+const MEMTEST_BANNER: &str = "Memtest86+ v";
+
+/// Boots `fw` on a fresh tap and waits for the memtest banner; returns the VM and the time
+/// from VM start to the banner.
+fn boot_to_memtest(lab: &Lab, name: &str, fw: Firmware, mac: &str, limit: u64) -> (Vm, Duration) {
+    lab.tap(name);
+    let mut vm = Vm::start(&lab.ns, lab.dir.path(), name, fw, name, mac, None);
+    match vm.wait_for(MEMTEST_BANNER, Duration::from_secs(limit)) {
+        Some(t) => {
+            println!("TIME_TO_UTILITY path={name} seconds={:.1}", t.as_secs_f64());
+            (vm, t)
+        }
+        None => panic!(
+            "{name}: no memtest banner within {limit} s\n--- console:\n{}\n--- sixboot log:\n{}",
+            vm.console(),
+            lab.log()
+        ),
+    }
+}
+
+/// (a) SeaBIOS + e1000 with QEMU's iPXE ROM: refused on DHCPv4, then RA, DHCPv6,
+/// boot.ipxe, the menu default, memtest (BIOS).
 #[test]
-fn ovmf_pxe6_gets_the_tftp_url_over_dhcpv6() {
-    let (lab, _) = start("e2eovmf6", false);
-    lab.tap("tap0");
-    let vm = Vm::start(
-        &lab.ns,
-        lab.dir.path(),
-        "ovmf6",
-        Firmware::OvmfPxe6Only,
-        "tap0",
-        "52:54:00:e2:00:06",
-        None,
-    );
-    let got = common::wait_until(Duration::from_secs(180), || {
-        !dhcp6_requests(&lab.log(), "boot_url=tftp://[fd00:1::1]/snponly.efi").is_empty()
-    });
-    assert!(
-        got,
-        "OVMF PXEv6 got no tftp:// URL over DHCPv6:\n{}\n--- console:\n{}",
-        lab.log(),
-        vm.console()
+fn a_seabios_ipxe_rom_boots_memtest_over_ipv6() {
+    let (lab, _) = start("e2ea", true);
+    let mac = "52:54:00:e2:0a:01";
+    boot_to_memtest(&lab, "tapa", Firmware::SeaBiosIpxeRom, mac, 300);
+    assert_stages(
+        &lab,
+        mac,
+        &[
+            ("dhcp4", "refused", "ipxe"),
+            ("dhcp6", "answered", "url=http://[fd00:1::1]:8080/boot.ipxe"),
+            ("http", "script", "menu on pcbios"),
+            ("http", "served", "memtest86+x64.bin"),
+        ],
     );
 }
 
+/// (b) OVMF PXE over IPv4: DHCPv4 answers the firmware, TFTP serves snponly.efi, iPXE's
+/// own DHCPv4 is refused, then DHCPv6 and HTTP to memtest (EFI).
 #[test]
-fn ovmf_http_boot_gets_the_efi_url_and_httpclient_over_dhcpv6() {
-    let (lab, _) = start("e2ehttp6", false);
-    lab.tap("tap0");
-    let vm = Vm::start(
-        &lab.ns,
-        lab.dir.path(),
-        "http6",
-        Firmware::OvmfHttp,
-        "tap0",
-        "52:54:00:e2:00:16",
-        None,
-    );
-    let url = "boot_url=http://[fd00:1::1]:8080/boot/snponly.efi";
-    let got = common::wait_until(Duration::from_secs(240), || {
-        lab.log()
-            .lines()
-            .any(|l| l.contains("DHCPv6 reply") && l.contains("client=\"http\"") && l.contains(url))
-    });
-    assert!(
-        got,
-        "UEFI HTTP boot got no URL over DHCPv6:\n{}\n--- console:\n{}",
-        lab.log(),
-        vm.console()
+fn b_ovmf_pxe_v4_chains_ipxe_and_boots_memtest_over_ipv6() {
+    let (lab, _) = start("e2eb", true);
+    let mac = "52:54:00:e2:0b:01";
+    boot_to_memtest(&lab, "tapb", Firmware::OvmfPxe, mac, 300);
+    assert_stages(
+        &lab,
+        mac,
+        &[
+            ("dhcp4", "answered", "file=snponly.efi"),
+            ("tftp", "served", "snponly.efi"),
+            ("dhcp4", "refused", "ipxe"),
+            ("dhcp6", "answered", "url=http://[fd00:1::1]:8080/boot.ipxe"),
+            ("http", "script", "menu on efi"),
+            ("http", "served", "memtest86+x64.efi"),
+        ],
     );
 }
 
-/// Boots `fw` as machine `mac` until memtest's own screen (the menu shows "Memtest86+"
-/// too; memtest's screen adds its version), checks sixboot's log for each of `needles`,
-/// and returns the console.
-fn boots_memtest(name: &str, v4: bool, fw: Firmware, mac: &str, needles: &[String]) -> String {
-    let (lab, _) = start(name, v4);
-    lab.tap("tap0");
-    let mut vm = Vm::start(&lab.ns, lab.dir.path(), name, fw, "tap0", mac, None);
-    let banner = vm.wait_for("Memtest86+ v", Duration::from_secs(420));
+/// (c) OVMF IPv6-only, and a config without [dhcp4]: PXEv6, TFTP over IPv6, iPXE, memtest.
+/// sixboot opens no DHCPv4 socket at all.
+#[test]
+fn c_ovmf_ipv6_only_boots_memtest_without_dhcp4() {
+    let (lab, _) = start("e2ec", false);
+    let mac = "52:54:00:e2:0c:01";
+    boot_to_memtest(&lab, "tapc", Firmware::OvmfPxe6Only, mac, 300);
+    assert_stages(
+        &lab,
+        mac,
+        &[
+            ("dhcp6", "answered", "url=tftp://[fd00:1::1]/snponly.efi"),
+            ("tftp", "served", "snponly.efi"),
+            ("dhcp6", "answered", "url=http://[fd00:1::1]:8080/boot.ipxe"),
+            ("http", "script", "menu on efi"),
+            ("http", "served", "memtest86+x64.efi"),
+        ],
+    );
+    assert!(
+        !lab.log().contains("protocol=dhcp4"),
+        "DHCPv4 activity in IPv6-only mode"
+    );
+    let udp = String::from_utf8(lab.exec_ok(&["ss", "-lun"]).stdout).unwrap();
+    assert!(
+        !udp.contains(":67 "),
+        "a DHCPv4 socket is open in IPv6-only mode:\n{udp}"
+    );
+}
+
+/// (d) OVMF UEFI HTTP boot over IPv6: the firmware gets the EFI URL and the HTTPClient echo
+/// over DHCPv6, asks the size with HEAD, loads snponly.efi over HTTP, which as iPXE goes on
+/// to memtest: no TFTP and no IPv4 anywhere.
+#[test]
+fn d_ovmf_uefi_http_boot_reaches_memtest_over_http() {
+    let (lab, _) = start("e2ed", false);
+    let mac = "52:54:00:e2:0d:01";
+    boot_to_memtest(&lab, "tapd", Firmware::OvmfHttp, mac, 420);
+    assert_stages(
+        &lab,
+        mac,
+        &[
+            (
+                "dhcp6",
+                "answered",
+                "url=http://[fd00:1::1]:8080/boot/snponly.efi",
+            ),
+            ("http", "served", "/boot/snponly.efi"),
+            ("dhcp6", "answered", "url=http://[fd00:1::1]:8080/boot.ipxe"),
+            ("http", "script", "menu on efi"),
+            ("http", "served", "memtest86+x64.efi"),
+        ],
+    );
     let log = lab.log();
     assert!(
-        banner.is_some(),
-        "memtest did not start:\n{log}\n--- console:\n{}",
-        vm.console()
+        log.contains(&format!(
+            "mac={mac} method=HEAD path=\"/boot/snponly.efi\" status=200"
+        )),
+        "no HEAD for the NBP size"
     );
-    for needle in needles {
-        assert!(log.contains(needle), "no `{needle}` in:\n{log}");
+    assert!(
+        !log.contains("protocol=tftp") && !log.contains("protocol=dhcp4"),
+        "TFTP or DHCPv4 used on the HTTP path"
+    );
+}
+
+/// (e) Two VMs at once with the same (all-zero) SMBIOS UUID: both reach memtest, with
+/// different IPv6 addresses.
+#[test]
+fn e_two_machines_with_one_smbios_uuid_get_different_addresses() {
+    let (lab, _) = start("e2ee", true);
+    let macs = ["52:54:00:e2:0e:01", "52:54:00:e2:0e:02"];
+    lab.tap("tape1");
+    lab.tap("tape2");
+    let mut vms: Vec<Vm> = macs
+        .iter()
+        .zip(["tape1", "tape2"])
+        .map(|(mac, tap)| {
+            Vm::start(
+                &lab.ns,
+                lab.dir.path(),
+                tap,
+                Firmware::SeaBiosIpxeRom,
+                tap,
+                mac,
+                None,
+            )
+        })
+        .collect();
+    for (vm, mac) in vms.iter_mut().zip(macs) {
+        assert!(
+            vm.wait_for(MEMTEST_BANNER, Duration::from_secs(420))
+                .is_some(),
+            "{mac}: no memtest\n{}",
+            vm.console()
+        );
     }
-    vm.console()
-}
-
-#[test]
-fn seabios_ipxe_rom_boots_memtest_over_http_through_the_menu() {
-    // DHCPv6 gives boot.ipxe; real iPXE expands its variables into the per-machine URL,
-    // shows the menu, times out to memtest and loads it over HTTP/IPv6.
-    let mac = "52:54:00:e2:00:21";
-    let console = boots_memtest(
-        "e2ememtest",
-        true,
-        Firmware::SeaBiosIpxeRom,
-        mac,
-        &[
-            format!("mac={mac} method=GET path=\"/ipxe\" status=200 decision=\"menu\""),
-            format!("mac={mac} method=GET path=\"/memtest86+x64.bin\" status=200"),
-        ],
-    );
-    assert!(console.contains("sixboot: booting Memtest86+"), "{console}");
-}
-
-#[test]
-fn ovmf_http_boot_reaches_memtest_efi_over_http() {
-    // UEFI HTTP boot asks the NBP's size with HEAD, loads snponly.efi from /boot/, which as
-    // iPXE fetches boot.ipxe, its per-machine menu, and memtest's EFI build: no TFTP and no
-    // IPv4 anywhere.
-    let mac = "52:54:00:e2:00:26";
-    boots_memtest(
-        "e2ehttpmt",
-        false,
-        Firmware::OvmfHttp,
-        mac,
-        &[
-            format!("mac={mac} method=HEAD path=\"/boot/snponly.efi\" status=200"),
-            format!("mac={mac} method=GET path=\"/boot/snponly.efi\" status=200"),
-            format!("mac={mac} method=GET path=\"/ipxe\" status=200 decision=\"menu\""),
-            format!("mac={mac} method=GET path=\"/memtest86+x64.efi\" status=200"),
-            // iPXE's DHCPv6 lease differs from the firmware's; the timeline still knows it.
-            "protocol=\"http\" stage=\"script\" detail=menu on efi".to_string(),
-        ],
+    let addr = |mac| {
+        timeline(&lab, mac)
+            .into_iter()
+            .find(|(p, s, _)| p == "dhcp6" && s == "answered")
+            .map(|(_, _, d)| d.split(['[', ']']).nth(1).unwrap_or("").to_string())
+            .unwrap_or_else(|| panic!("{mac}: no DHCPv6 answer in the timeline"))
+    };
+    let (a, b) = (addr(macs[0]), addr(macs[1]));
+    assert!(!a.is_empty() && !b.is_empty(), "no addresses: {a:?} {b:?}");
+    assert_ne!(a, b, "two machines share {a}");
+    assert!(
+        lab.log().contains("duplicate SMBIOS UUID"),
+        "the shared UUID was not noticed"
     );
 }
