@@ -52,7 +52,7 @@ echo "== sixboot explain: what each stage of a BIOS machine gets"
 "$bin" explain --config "$work/sixboot.toml" --client bios | sed 's/^/   /'
 "$bin" explain --config "$work/sixboot.toml" --client ipxe-bios | sed 's/^/   /'
 
-ip netns exec "$ns" env RUST_LOG="${RUST_LOG:-info}" "$bin" serve --config "$work/sixboot.toml" 2>"$work/sixboot.log" &
+ip netns exec "$ns" env RUST_LOG="${RUST_LOG:-info}" "$bin" serve --config "$work/sixboot.toml" >/dev/null 2>"$work/sixboot.log" &
 server=$!
 for _ in $(seq 100); do grep -q "HTTP listening\|listening on" "$work/sixboot.log" 2>/dev/null && break; sleep 0.1; done
 
@@ -85,8 +85,8 @@ while :; do
     printf '%6.1fs  %-23s %-9s %-10s %s\n' "$(echo "$now - $start" | bc)" "$who" "$proto" "$stage" "$detail"
   done
   for m in bios uefi; do
-    if [ -z "${done_at[$m]:-}" ] && sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$work/$m.serial" 2>/dev/null | grep -q "Memtest86+"; then
-      done_at[$m]=$(echo "$now - $start" | bc)
+    if [ -z "${done_at[$m]:-}" ] && sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' "$work/$m.serial" 2>/dev/null | grep -q "Memtest86+ v"; then
+      done_at[$m]=$(printf '%.1f' "$(echo "$now - $start" | bc)")
       printf '%6.1fs  %-23s memtest86+ banner on the serial console\n' "${done_at[$m]}" "$(tr a-z A-Z <<<"$m") machine"
     fi
   done
