@@ -90,7 +90,9 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut running: HashMap<TransferId, AbortHandle> = HashMap::new();
     while !*shutdown.borrow() {
+        // Biased: finished transfers free their slots before new requests are admitted.
         tokio::select! {
+            biased;
             changed = shutdown.changed() => if changed.is_err() { break },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 // Aborted (replaced) tasks were already released when they were replaced.
@@ -229,6 +231,11 @@ impl Transfer {
             windowsize = s.windowsize(), "tftp: transfer starts");
         let mut batch = Batch::new(DATA_HEADER_LEN + s.blksize());
         let mut inbuf = [0u8; RECV_BUF];
+        // Armed lazily: every ACK moves the session's deadline later, and resetting a tokio
+        // timer per packet is measurable at lockstep speed. An early wake-up re-arms instead.
+        let timer = tokio::time::sleep_until(started.into());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let outcome = loop {
             while let Some(t) = s.poll_transmit() {
                 match t {
@@ -253,6 +260,10 @@ impl Transfer {
             let Some(deadline) = s.poll_timeout() else {
                 continue;
             };
+            if armed.is_none_or(|a| deadline < a) {
+                timer.as_mut().reset(deadline.into());
+                armed = Some(deadline);
+            }
             tokio::select! {
                 r = sock.recv_from(&mut inbuf) => {
                     let (n, from) = r?;
@@ -263,7 +274,10 @@ impl Transfer {
                         let _ = sock.try_send_to(&wire::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"), from);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => s.handle_timeout(Instant::now()),
+                _ = &mut timer => {
+                    armed = None;
+                    s.handle_timeout(Instant::now());
+                }
             }
         };
         let family = FamilyLabel {
