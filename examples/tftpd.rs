@@ -46,7 +46,14 @@ fn main() -> ExitCode {
             }
             let _ = stop.send(true);
         });
-        sixboot::tftp::run(cfg, interface.clone(), TftpMetrics::default(), rx).await
+        sixboot::tftp::run(
+            cfg,
+            interface.clone(),
+            TftpMetrics::default(),
+            Default::default(),
+            rx,
+        )
+        .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

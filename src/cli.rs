@@ -1,6 +1,111 @@
 //! Command line: `serve`, `check`, `explain`.
+
+use crate::config::{self, Checks};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(Parser)]
+#[command(
+    name = "sixboot",
+    version,
+    about = "Network-boot server: legacy PXE firmware in, IPv6-only networks out"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve in the foreground; logs go to stderr, filtered by RUST_LOG (default: info).
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Check a config file; print every problem as FILE:LINE:COL: message.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Show what sixboot would answer a kind of client at each protocol, and why.
+    Explain {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// One of: bios, uefi-x64, uefi-arm64, ipxe-bios, ipxe-efi, http-x64, os.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::explain::KINDS))]
+        client: String,
+    },
+}
+
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match config::load(&config, Checks::System) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprint!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Explain { config, client } => match config::load(&config, Checks::FileOnly) {
+            Ok(cfg) => {
+                let sample = crate::explain::sample(&client).expect("clap checked the kind");
+                print!("{}", crate::explain::explain(&cfg, &sample));
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                eprint!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config, log_json } => {
+            init_logging(log_json);
+            let cfg = match config::load(&config, Checks::System) {
+                Ok(c) => c,
+                Err(problems) => {
+                    eprint!("{problems}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sixboot: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(crate::serve::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sixboot: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
 }

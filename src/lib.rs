@@ -6,4 +6,17 @@
 //! that decides who gets what at which stage; `store` keeps leases durable.
 
 pub mod cli;
+pub mod config;
+pub mod dhcp4;
+pub mod dhcp6;
+pub mod explain;
+pub mod http;
+pub mod mac;
+pub mod metrics;
+pub mod netif;
+pub mod policy;
+pub mod ra;
+pub mod serve;
+pub mod store;
 pub mod tftp;
+pub mod timeline;

@@ -59,7 +59,13 @@ impl Served {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(sixboot::tftp::run(cfg, "br0".into(), m, rx))
+            rt.block_on(sixboot::tftp::run(
+                cfg,
+                "br0".into(),
+                m,
+                Default::default(),
+                rx,
+            ))
         });
         let served = Served {
             stop,

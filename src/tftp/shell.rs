@@ -33,6 +33,7 @@ use super::paths;
 use super::server::{Decision, Refusal, Server, TransferId};
 use super::session::{self, Limits, Session, Transmit};
 use super::wire::{self, DATA_HEADER_LEN, ErrorCode, Mode, Options};
+use crate::timeline::{Event, Timeline};
 
 /// The well-known TFTP port.
 pub const TFTP_PORT: u16 = 69;
@@ -51,6 +52,7 @@ pub async fn run(
     cfg: TftpConfig,
     interface: String,
     metrics: TftpMetrics,
+    timeline: Arc<Timeline>,
     mut shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let root = cfg
@@ -86,6 +88,7 @@ pub async fn run(
         interface,
         ifindex,
         metrics,
+        timeline,
     });
     let mut tasks = JoinSet::new();
     let mut running: HashMap<TransferId, AbortHandle> = HashMap::new();
@@ -122,7 +125,21 @@ struct Shared {
     interface: String,
     ifindex: u32,
     metrics: TftpMetrics,
+    timeline: Arc<Timeline>,
     cache: Mutex<Cache>,
+}
+
+impl Shared {
+    /// Puts a TFTP step on the timeline of the machine behind `peer`.
+    fn stage(&self, peer: SocketAddr, stage: &'static str, detail: String) {
+        self.timeline.record(Event {
+            mac: None,
+            ip: Some(peer.ip()),
+            protocol: "tftp",
+            stage,
+            detail,
+        });
+    }
 }
 
 /// A datagram to port 69, with the local address it was sent to.
@@ -177,6 +194,7 @@ fn admit(
 fn refuse(shared: &Shared, r: Refusal, peer: SocketAddr) {
     debug!(%peer, reason = r.reason(), "tftp: request refused");
     shared.metrics.error(r.reason());
+    shared.stage(peer, "refused", r.reason().to_string());
 }
 
 /// One admitted read request.
@@ -289,6 +307,19 @@ impl Transfer {
         count_outcome(m, self.peer, outcome.reason());
         if outcome != session::Outcome::Complete {
             m.error(outcome.reason());
+        }
+        let file = self
+            .path
+            .strip_prefix(&shared.root)
+            .unwrap_or(&self.path)
+            .display();
+        match outcome {
+            session::Outcome::Complete => shared.stage(
+                self.peer,
+                "served",
+                format!("{file} {} bytes", s.bytes_sent()),
+            ),
+            _ => shared.stage(self.peer, "ended", format!("{file} {}", outcome.reason())),
         }
         info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.reason(),
             detail = ?outcome, bytes = s.bytes_sent(), retransmits = s.retransmits(),

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod dhcp4_client;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Server-side IPv4 address on the lab bridge.
@@ -17,7 +19,9 @@ pub const SERVER_V6: &str = "fd00:1::1";
 
 /// Runs `cmd` and panics with its output when it fails: lab set-up must not fail quietly.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -47,15 +51,40 @@ impl Lab {
             "lab tests need root (network namespaces); run them through `make test`"
         );
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let short: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let short: String = test
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         let ns = format!("sb-{short}-{}-{n}", std::process::id());
         ip(&["netns", "add", &ns]);
-        let lab = Lab { ns, clients: Vec::new(), children: Vec::new(), dir: tempfile::tempdir().unwrap() };
+        let lab = Lab {
+            ns,
+            clients: Vec::new(),
+            children: Vec::new(),
+            dir: tempfile::tempdir().unwrap(),
+        };
         lab.exec_ok(&["ip", "link", "set", "lo", "up"]);
         lab.exec_ok(&["ip", "link", "add", "br0", "type", "bridge"]);
         lab.exec_ok(&["ip", "link", "set", "br0", "up"]);
-        lab.exec_ok(&["ip", "addr", "add", &format!("{SERVER_V4}/24"), "dev", "br0"]);
-        lab.exec_ok(&["ip", "-6", "addr", "add", &format!("{SERVER_V6}/64"), "dev", "br0", "nodad"]);
+        lab.exec_ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{SERVER_V4}/24"),
+            "dev",
+            "br0",
+        ]);
+        lab.exec_ok(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{SERVER_V6}/64"),
+            "dev",
+            "br0",
+            "nodad",
+        ]);
         lab
     }
 
@@ -67,7 +96,9 @@ impl Lab {
         ip(&["netns", "add", &cns]);
         self.clients.push(cns.clone());
         let host_end = format!("v{}", self.clients.len());
-        self.exec_ok(&["ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &cns]);
+        self.exec_ok(&[
+            "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &cns,
+        ]);
         self.exec_ok(&["ip", "link", "set", &host_end, "master", "br0"]);
         self.exec_ok(&["ip", "link", "set", &host_end, "up"]);
         let c = |args: &[&str]| exec_in(&cns, args);
@@ -81,6 +112,13 @@ impl Lab {
             c(&["ip", "-6", "addr", "add", a, "dev", "eth0", "nodad"]);
         }
         cns
+    }
+
+    /// Adds a tap device on the bridge, for a QEMU VM started inside the server namespace.
+    pub fn tap(&self, name: &str) {
+        self.exec_ok(&["ip", "tuntap", "add", name, "mode", "tap"]);
+        self.exec_ok(&["ip", "link", "set", name, "master", "br0"]);
+        self.exec_ok(&["ip", "link", "set", name, "up"]);
     }
 
     /// Runs a command inside the server namespace and panics if it fails.
@@ -105,7 +143,14 @@ impl Lab {
             .open(self.log_path())
             .unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_sixboot"), "serve", "--config"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                env!("CARGO_BIN_EXE_sixboot"),
+                "serve",
+                "--config",
+            ])
             .arg(config)
             .env("RUST_LOG", "sixboot=debug")
             .stdout(Stdio::null())
@@ -130,7 +175,9 @@ impl Lab {
     pub fn stop(&mut self, pid: u32) -> Option<std::process::ExitStatus> {
         let i = self.children.iter().position(|c| c.id() == pid)?;
         let mut c = self.children.remove(i);
-        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = c.try_wait() {
@@ -212,4 +259,55 @@ pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'sta
 
 fn nix_is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// A server task running in-process inside a namespace, on its own thread with a
+/// current-thread tokio runtime; [`InProcess::stop`] asks it to shut down and waits.
+pub struct InProcess<T> {
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<T>>,
+}
+
+impl<T: Send + 'static> InProcess<T> {
+    /// Starts `task(shutdown)` inside namespace `ns`. Sockets it opens live there.
+    pub fn start<F, Fut>(ns: &str, task: F) -> InProcess<T>
+    where
+        F: FnOnce(tokio::sync::watch::Receiver<bool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let ns = ns.to_string();
+        let thread = std::thread::spawn(move || {
+            in_netns(&ns, move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(task(rx))
+            })
+        });
+        InProcess {
+            shutdown: tx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Signals shutdown and returns what the task returned.
+    pub fn stop(mut self) -> T {
+        let _ = self.shutdown.send(true);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .expect("server thread panicked")
+    }
+}
+
+impl<T> Drop for InProcess<T> {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -1,0 +1,118 @@
+//! The HTTP stage: iPXE's entry script, per-machine scripts rendered from templates,
+//! utilities and boot files streamed from disk, and the operational endpoints.
+//!
+//! axum and tower-http speak HTTP. This module only decides where a path may lead
+//! (`files`), what goes into a script (`scripts`, which asks `policy` what each machine
+//! gets), and what is logged, counted and put on each machine's timeline.
+
+mod body;
+mod files;
+mod ops;
+mod routes;
+mod scripts;
+mod templates;
+
+use crate::config::Http;
+use crate::metrics::HttpMetrics;
+use crate::policy::Policy;
+use crate::timeline::Timeline;
+use prometheus_client::registry::Registry;
+use socket2::{Domain, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::info;
+
+/// Everything the HTTP task needs.
+pub struct HttpContext {
+    pub http: Http,
+    /// The TFTP root, also served under [`crate::policy::HTTP_BOOT_PREFIX`] for UEFI HTTP
+    /// boot; `None` without `[tftp]`.
+    pub tftp_root: Option<PathBuf>,
+    pub policy: Arc<Policy>,
+    /// The registry every protocol registered into: `/metrics` renders all of it.
+    pub registry: Arc<Registry>,
+    pub metrics: HttpMetrics,
+    /// Each machine's stages; HTTP learns MACs from script URLs and reports what it served.
+    pub timeline: Arc<Timeline>,
+}
+
+/// What every handler shares.
+struct AppState {
+    roots: files::Roots,
+    templates: templates::Templates,
+    policy: Arc<Policy>,
+    registry: Arc<Registry>,
+    metrics: HttpMetrics,
+    timeline: Arc<Timeline>,
+}
+
+impl AppState {
+    /// Puts one HTTP stage on the timeline of the machine behind `client`.
+    fn stage(&self, client: std::net::IpAddr, stage: &'static str, detail: String) {
+        self.timeline.record(crate::timeline::Event {
+            mac: None,
+            ip: Some(client),
+            protocol: "http",
+            stage,
+            detail,
+        });
+    }
+}
+
+/// Connections waiting to be accepted, per listener.
+const BACKLOG: i32 = 1024;
+
+/// A listener on `addr`. IPv6 sockets are v6-only so `[::]:p` and `0.0.0.0:p` can both
+/// be listed; freebind lets sixboot start before the address has finished appearing.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let fail = |e: io::Error| io::Error::new(e.kind(), format!("HTTP listen {addr}: {e}"));
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(fail)?;
+    s.set_reuse_address(true).map_err(fail)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true).map_err(fail)?;
+        s.set_freebind_v6(true).map_err(fail)?;
+    } else {
+        s.set_freebind_v4(true).map_err(fail)?;
+    }
+    s.set_nonblocking(true).map_err(fail)?;
+    s.bind(&addr.into()).map_err(fail)?;
+    s.listen(BACKLOG).map_err(fail)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Serves every `[http] listen` address until `shutdown` turns true, then lets requests
+/// in flight finish (the caller bounds how long).
+pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    let listeners = ctx
+        .http
+        .listen
+        .iter()
+        .map(|a| bind(*a))
+        .collect::<io::Result<Vec<_>>>()?;
+    let state = Arc::new(AppState {
+        roots: files::Roots::new(&ctx.http.root, ctx.tftp_root.as_deref())?,
+        templates: templates::Templates::new(ctx.http.templates.clone()),
+        policy: ctx.policy,
+        registry: ctx.registry,
+        metrics: ctx.metrics,
+        timeline: ctx.timeline,
+    });
+    let app = routes::router(state);
+    let mut servers = JoinSet::new();
+    for listener in listeners {
+        info!(address = %listener.local_addr()?, "HTTP listening");
+        let mut stop = shutdown.clone();
+        servers.spawn(routes::serve(listener, app.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }));
+    }
+    while let Some(done) = servers.join_next().await {
+        done.map_err(io::Error::other)??;
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The iPXE script templates: built into the binary, and overridable by the operator
+//! from the `[http] templates` folder without a rebuild. A file there with a built-in
+//! template's name replaces it; any other file there can be included. minijinja's
+//! auto-reload checks the files on each use, so an edit, a new override or a removed one
+//! takes effect on the next request.
+
+use minijinja::{Environment, TemplateSource};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use std::path::PathBuf;
+
+pub(super) const ENTRY: &str = "boot.ipxe";
+pub(super) const MACHINE: &str = "machine.ipxe";
+
+const BUILTIN: [(&str, &str); 2] = [
+    (ENTRY, include_str!("templates/boot.ipxe")),
+    (MACHINE, include_str!("templates/machine.ipxe")),
+];
+
+pub(super) struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    pub(super) fn new(dir: Option<PathBuf>) -> Templates {
+        let mut env = Environment::new();
+        let syntax = minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("the default delimiters are valid");
+        env.set_syntax(syntax);
+        let overrides = dir.clone().map(minijinja::path_loader);
+        env.set_loader(move |name| {
+            if let Some(found) = overrides
+                .as_ref()
+                .map(|load| load(name))
+                .transpose()?
+                .flatten()
+            {
+                return Ok(Some(found));
+            }
+            let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name) else {
+                return Ok(None);
+            };
+            let builtin = TemplateSource::new(*text);
+            // The built-in stands until the operator drops an override next to it.
+            Ok(Some(match &dir {
+                Some(d) => {
+                    let path = d.join(name);
+                    builtin.with_uptodate_check(move || !path.exists())
+                }
+                None => builtin,
+            }))
+        });
+        env.add_filter("ipxe_text", ipxe_text);
+        env.add_filter("ipxe_line", ipxe_line);
+        env.add_filter("urlpath", urlpath);
+        Templates { env }
+    }
+
+    /// Renders template `name` with `ctx`. An operator's broken template is an error
+    /// (with its file and line), never a panic.
+    pub(super) fn render(
+        &self,
+        name: &str,
+        ctx: minijinja::Value,
+    ) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(ctx)
+    }
+}
+
+/// Text for the rest of an iPXE command line, such as a menu title or a machine's serial.
+/// iPXE splits a line on whitespace with no quoting at all, expands `${...}` anywhere,
+/// ends the line at a word starting with `#`, and treats the words `||`, `&&` and `;` as
+/// command separators. So: control characters become spaces, `${` becomes `$ {`, and
+/// such words are shown in single quotes, which iPXE prints as they are.
+pub(super) fn ipxe_text(s: &str) -> String {
+    ipxe_line(s)
+        .replace("${", "$ {")
+        .split(' ')
+        .map(|w| {
+            if w.starts_with('#') || ["||", "&&", ";"].contains(&w) {
+                format!("'{w}'")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A value that must stay on its line (kernel arguments, which are iPXE syntax on
+/// purpose, so `${ip}` still expands): control characters, newlines above all, become
+/// spaces.
+pub(super) fn ipxe_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// Bytes percent-encoded in a URL path: everything that would end the path, split an
+/// iPXE word or start an iPXE expansion.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'$')
+    .add(b'%')
+    .add(b'\'')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A relative file path as a URL path: each byte outside the safe set percent-encoded,
+/// `/` kept.
+pub(super) fn urlpath(s: &str) -> String {
+    utf8_percent_encode(s, PATH).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_cannot_break_an_ipxe_line() {
+        assert_eq!(ipxe_text("Memtest86+ \"v6\" 'x'"), "Memtest86+ \"v6\" 'x'");
+        assert_eq!(ipxe_text("a\nreboot"), "a reboot");
+        assert_eq!(ipxe_text("cost ${net0/mac}"), "cost $ {net0/mac}");
+        assert_eq!(
+            ipxe_text("Test #1 ; x || y && z"),
+            "Test '#1' ';' x '||' y '&&' z"
+        );
+        assert_eq!(
+            ipxe_line("console=ttyS0 ip=${ip}\r\n"),
+            "console=ttyS0 ip=${ip}  "
+        );
+        assert_eq!(urlpath("memtest86+x64.bin"), "memtest86+x64.bin");
+        assert_eq!(urlpath("dir/a b${x}.efi"), "dir/a%20b%24%7Bx%7D.efi");
+    }
+
+    #[test]
+    fn an_override_replaces_a_builtin_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Templates::new(Some(dir.path().to_path_buf()));
+        let ctx = || minijinja::context! { base => "http://h", machine_path => "/ipxe" };
+        assert!(
+            t.render(ENTRY, ctx())
+                .unwrap()
+                .contains("chain http://h/ipxe?")
+        );
+        std::fs::write(dir.path().join(ENTRY), "#!ipxe\necho {{ base }}\n").unwrap();
+        assert_eq!(t.render(ENTRY, ctx()).unwrap(), "#!ipxe\necho http://h\n");
+        std::fs::write(dir.path().join(ENTRY), "#!ipxe\n{% if %}\n").unwrap();
+        let err = t.render(ENTRY, ctx()).unwrap_err().to_string();
+        assert!(err.contains("boot.ipxe:2"), "{err}");
+        std::fs::remove_file(dir.path().join(ENTRY)).unwrap();
+        assert!(
+            t.render(ENTRY, ctx())
+                .unwrap()
+                .contains("chain http://h/ipxe?")
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! What the shells need to know about the served interface: its index (for scope ids and
+//! multicast joins), its MAC (DUID, RA source link-layer option) and its IPv6 addresses.
+
+use std::io;
+use std::net::Ipv6Addr;
+
+pub struct Link {
+    pub index: u32,
+    pub mac: Option<[u8; 6]>,
+    pub v6: Vec<Ipv6Addr>,
+}
+
+impl Link {
+    /// Reads the interface `name` in the calling thread's network namespace.
+    pub fn get(name: &str) -> io::Result<Link> {
+        let index = nix::net::if_::if_nametoindex(name).map_err(|e| {
+            io::Error::new(io::ErrorKind::NotFound, format!("interface {name}: {e}"))
+        })?;
+        let mut link = Link {
+            index,
+            mac: None,
+            v6: Vec::new(),
+        };
+        for ifa in nix::ifaddrs::getifaddrs()?.filter(|i| i.interface_name == name) {
+            let Some(a) = ifa.address else { continue };
+            if let Some(mac) = a.as_link_addr().and_then(|l| l.addr()) {
+                link.mac = Some(mac);
+            } else if let Some(v6) = a.as_sockaddr_in6() {
+                link.v6.push(v6.ip());
+            }
+        }
+        Ok(link)
+    }
+
+    /// This server's address for clients on the link: one inside `prefix`, else any
+    /// address that is not link-local (a URL cannot carry a zone index for firmware).
+    pub fn address_in(&self, prefix: &ipnet::Ipv6Net) -> Option<Ipv6Addr> {
+        let global = |a: &&Ipv6Addr| !a.is_unicast_link_local() && !a.is_loopback();
+        self.v6
+            .iter()
+            .find(|a| prefix.contains(*a))
+            .or_else(|| self.v6.iter().find(global))
+            .copied()
+    }
+}

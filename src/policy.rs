@@ -1,0 +1,844 @@
+//! The one place that decides who gets what at which stage. DHCPv4, DHCPv6, HTTP and
+//! `explain` ask it; no protocol re-decides.
+//!
+//! The seed's rule: the firmware's own PXE gets IPv4 just long enough to load iPXE;
+//! iPXE (which would otherwise chainload itself forever), installers, live images and
+//! every other OS client never get IPv4. Each refusal is a [`Refusal`] that logs,
+//! metrics and `explain` can show.
+
+use crate::config::{Boot, Config, Host, Menu, MenuItem};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+/// Client system architecture (DHCPv4 option 93, DHCPv6 option 61; RFC 4578, IANA).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    Bios,
+    UefiIa32,
+    /// Code 7 or 9: both occur in the wild for x64 UEFI.
+    UefiX64,
+    UefiArm32,
+    UefiArm64,
+    /// Code 15.
+    UefiIa32Http,
+    /// Code 16.
+    UefiX64Http,
+    /// Code 19.
+    UefiArm64Http,
+    Other(u16),
+}
+
+impl Arch {
+    pub fn from_code(c: u16) -> Arch {
+        match c {
+            0 => Arch::Bios,
+            6 => Arch::UefiIa32,
+            7 | 9 => Arch::UefiX64,
+            10 => Arch::UefiArm32,
+            11 => Arch::UefiArm64,
+            15 => Arch::UefiIa32Http,
+            16 => Arch::UefiX64Http,
+            19 => Arch::UefiArm64Http,
+            c => Arch::Other(c),
+        }
+    }
+
+    pub fn name(self) -> String {
+        match self {
+            Arch::Bios => "bios".into(),
+            Arch::UefiIa32 => "uefi-ia32".into(),
+            Arch::UefiX64 => "uefi-x64".into(),
+            Arch::UefiArm32 => "uefi-arm32".into(),
+            Arch::UefiArm64 => "uefi-arm64".into(),
+            Arch::UefiIa32Http => "uefi-ia32-http".into(),
+            Arch::UefiX64Http => "uefi-x64-http".into(),
+            Arch::UefiArm64Http => "uefi-arm64-http".into(),
+            Arch::Other(c) => format!("arch-{c}"),
+        }
+    }
+
+    /// The arch a boot file is chosen for: HTTP codes boot the same EFI file as PXE.
+    fn file_arch(self) -> Arch {
+        match self {
+            Arch::UefiIa32Http => Arch::UefiIa32,
+            Arch::UefiX64Http => Arch::UefiX64,
+            Arch::UefiArm64Http => Arch::UefiArm64,
+            a => a,
+        }
+    }
+
+    fn is_http(self) -> bool {
+        matches!(
+            self,
+            Arch::UefiIa32Http | Arch::UefiX64Http | Arch::UefiArm64Http
+        )
+    }
+}
+
+/// How firmware wants its first stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `PXEClient`: a file name, fetched over TFTP.
+    Pxe,
+    /// `HTTPClient`: a URL, and the vendor class echoed back.
+    Http,
+}
+
+/// Who is asking, as far as the boot chain is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Firmware { method: Method, arch: Arch },
+    Ipxe,
+    Os,
+}
+
+impl Client {
+    /// Stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Client::Firmware {
+                method: Method::Pxe,
+                ..
+            } => "pxe",
+            Client::Firmware {
+                method: Method::Http,
+                ..
+            } => "http",
+            Client::Ipxe => "ipxe",
+            Client::Os => "os",
+        }
+    }
+}
+
+/// What a client said about itself, as raw option bytes (DHCPv4 60/77/93/175, or the
+/// DHCPv6 equivalents). Raw, because a parsed-map decoder may have dropped options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Hints<'a> {
+    /// Vendor class: v4 option 60, or the data of v6 option 16 after the enterprise number.
+    pub vendor_class: Option<&'a [u8]>,
+    /// User class: v4 option 77 (raw or RFC 3004 length-prefixed), v6 option 15 payload.
+    pub user_class: Option<&'a [u8]>,
+    /// First architecture code of v4 option 93 or v6 option 61.
+    pub arch: Option<u16>,
+    /// v4 option 175: only iPXE sends it, even when a script changed its user class.
+    pub ipxe_options: bool,
+}
+
+pub const PXE_CLIENT: &[u8] = b"PXEClient";
+pub const HTTP_CLIENT: &[u8] = b"HTTPClient";
+const IPXE: &[u8] = b"iPXE";
+
+/// Whether a user-class value says iPXE: iPXE sends the bare bytes `iPXE` on v4; RFC 3004
+/// clients send instances with a one-byte length, and DHCPv6 (RFC 8415 §21.15) instances
+/// with a two-byte length; any instance may be `iPXE`.
+pub fn user_class_is_ipxe(uc: &[u8]) -> bool {
+    uc == IPXE || instances(uc, 1).any(|i| i == IPXE) || instances(uc, 2).any(|i| i == IPXE)
+}
+
+/// The length-prefixed instances of a class option, with `width`-byte big-endian lengths;
+/// stops at the first instance that runs past the end.
+fn instances(mut rest: &[u8], width: usize) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = rest
+            .get(..width)?
+            .iter()
+            .fold(0usize, |n, &b| n << 8 | b as usize);
+        let (instance, tail) = rest.get(width..)?.split_at_checked(len)?;
+        rest = tail;
+        Some(instance)
+    })
+}
+
+/// The arch code in a vendor class like `PXEClient:Arch:00007:UNDI:003000`.
+fn arch_from_vendor_class(vc: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(vc).ok()?;
+    let rest = s.split_once(":Arch:")?.1;
+    rest.get(..5)?.parse().ok()
+}
+
+/// Sorts a client into firmware, iPXE or OS from what it sent.
+pub fn classify(h: &Hints) -> Client {
+    if h.ipxe_options || h.user_class.is_some_and(user_class_is_ipxe) {
+        return Client::Ipxe;
+    }
+    let vc = h.vendor_class.unwrap_or_default();
+    let method = if vc.starts_with(PXE_CLIENT) {
+        Method::Pxe
+    } else if vc.starts_with(HTTP_CLIENT) {
+        Method::Http
+    } else {
+        return Client::Os;
+    };
+    // Without option 93, the arch in the vendor string; PXE 2.1 ROMs that send neither
+    // are legacy BIOS.
+    let arch = Arch::from_code(h.arch.or_else(|| arch_from_vendor_class(vc)).unwrap_or(0));
+    Client::Firmware { method, arch }
+}
+
+/// Why a client gets no answer at some stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// iPXE asked for IPv4: answering would make it chainload itself forever.
+    Ipxe,
+    /// Not PXE or HTTP boot firmware (an OS, installer or live image): no IPv4, ever.
+    NotFirmware,
+    /// Firmware of an architecture with no boot file configured.
+    NoBootFile(Arch),
+    /// UEFI HTTP boot asked, but there is no `[http]` table.
+    HttpBootDisabled,
+    /// UEFI HTTP boot over IPv4 asked, but `[http] listen` has no IPv4 address.
+    NoHttpV4Listener,
+}
+
+impl Refusal {
+    /// Stable label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Ipxe => "ipxe",
+            Refusal::NotFirmware => "not_firmware",
+            Refusal::NoBootFile(_) => "no_boot_file_for_arch",
+            Refusal::HttpBootDisabled => "http_boot_disabled",
+            Refusal::NoHttpV4Listener => "no_http_v4_listener",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Ipxe => write!(
+                f,
+                "iPXE gets no IPv4 (it would chainload itself forever); it continues over IPv6"
+            ),
+            Refusal::NotFirmware => write!(
+                f,
+                "not PXE/HTTP boot firmware (no PXEClient/HTTPClient vendor class): no IPv4"
+            ),
+            Refusal::NoBootFile(a) => write!(f, "no boot file configured for arch {}", a.name()),
+            Refusal::HttpBootDisabled => write!(f, "UEFI HTTP boot needs an [http] table"),
+            Refusal::NoHttpV4Listener => write!(
+                f,
+                "UEFI HTTP boot over IPv4 needs an IPv4 address in [http] listen"
+            ),
+        }
+    }
+}
+
+/// What firmware gets from DHCPv4.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot4 {
+    pub arch: Arch,
+    /// The `file` field: a name in the TFTP root, or a URL for HTTP boot.
+    pub file: String,
+    /// Echo vendor class `HTTPClient` (UEFI HTTP boot requires it).
+    pub http_client: bool,
+}
+
+/// HTTP path under which the TFTP root's boot files are also served, for UEFI HTTP boot.
+pub const HTTP_BOOT_PREFIX: &str = "/boot/";
+
+/// HTTP path of the iPXE script every iPXE client boots over IPv6.
+pub const IPXE_SCRIPT_PATH: &str = "/boot.ipxe";
+
+/// DHCPv6 vendor class (option 16) enterprise number of PXE and UEFI HTTP boot (Intel).
+pub const PXE_ENTERPRISE: u32 = 343;
+
+/// What a client gets from DHCPv6 besides its address and DNS. On v6 nobody is refused:
+/// a client without a boot URL still gets an address (installers and OSes need one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boot6 {
+    pub client: Client,
+    /// Option 59, or why there is none.
+    pub url: Result<String, NoBootUrl>,
+    /// Echo vendor class `HTTPClient` in option 16 (UEFI HTTP boot requires it).
+    pub http_client: bool,
+}
+
+/// Why a DHCPv6 client gets an address but no boot URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoBootUrl {
+    /// Not iPXE and not boot firmware: an OS, installer or live image.
+    Os,
+    /// Firmware of an architecture with no boot file configured.
+    NoBootFile(Arch),
+    /// iPXE or UEFI HTTP boot asked, but there is no `[http]` table.
+    NoHttp,
+    /// iPXE or UEFI HTTP boot asked, but `[http] listen` has no IPv6 address.
+    NoHttpV6Listener,
+}
+
+impl NoBootUrl {
+    /// Stable label for metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoBootUrl::Os => "os",
+            NoBootUrl::NoBootFile(_) => "no_boot_file_for_arch",
+            NoBootUrl::NoHttp => "no_http",
+            NoBootUrl::NoHttpV6Listener => "no_http_v6_listener",
+        }
+    }
+}
+
+/// The platform an iPXE script runs on: iPXE's own `${platform}` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Legacy BIOS iPXE (`undionly.kpxe`, NIC ROMs).
+    Pcbios,
+    /// UEFI iPXE (`snponly.efi`, `ipxe.efi`).
+    Efi,
+    /// Anything else, or iPXE did not say: only Linux kernels are offered.
+    Unknown,
+}
+
+impl Platform {
+    /// Reads iPXE's `${platform}` value.
+    pub fn from_ipxe(s: &str) -> Platform {
+        match s {
+            "pcbios" => Platform::Pcbios,
+            "efi" => Platform::Efi,
+            _ => Platform::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Pcbios => "pcbios",
+            Platform::Efi => "efi",
+            Platform::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for NoBootUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBootUrl::Os => write!(f, "not iPXE or boot firmware: address and DNS only"),
+            NoBootUrl::NoBootFile(a) => write!(f, "no boot file configured for arch {}", a.name()),
+            NoBootUrl::NoHttp => write!(f, "booting over HTTP needs an [http] table"),
+            NoBootUrl::NoHttpV6Listener => {
+                write!(
+                    f,
+                    "booting over HTTP on IPv6 needs an IPv6 address in [http] listen"
+                )
+            }
+        }
+    }
+}
+
+/// How one menu item boots on one platform. Paths are relative to `[http] root`.
+/// Serialized as it is into the per-machine script template.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Launch<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// What iPXE loads with `kernel`: the platform's variant, else the Linux kernel.
+    pub kernel: &'a str,
+    /// Only with a Linux kernel.
+    pub initrd: Option<&'a str>,
+    pub args: Option<&'a str>,
+}
+
+/// What iPXE gets at the HTTP stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IpxeBoot<'a> {
+    /// The menu: the items this platform can run, in config order.
+    Menu {
+        items: Vec<Launch<'a>>,
+        /// An item id, `local` or `shell`: what the menu boots when it times out.
+        default: &'a str,
+        /// Seconds; 0 waits for a choice forever (iPXE's meaning of 0).
+        timeout: u32,
+    },
+    /// Straight to one item, no menu (a `[[host]]` pin).
+    Item(Launch<'a>),
+    /// Straight to the local disk, no menu (a `[[host]]` pin to `local`).
+    Local,
+}
+
+/// The HTTP-stage decision with why it was taken, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpxeDecision<'a> {
+    pub boot: IpxeBoot<'a>,
+    pub why: &'static str,
+}
+
+/// The decisions, built once from the config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    boot: Boot,
+    http_listen: Option<Vec<SocketAddr>>,
+    menu: Menu,
+    hosts: Vec<Host>,
+}
+
+impl Policy {
+    pub fn new(cfg: &Config) -> Policy {
+        Policy {
+            boot: cfg.boot.clone(),
+            http_listen: cfg.http.as_ref().map(|h| h.listen.clone()),
+            menu: cfg.menu.clone(),
+            hosts: cfg.hosts.clone(),
+        }
+    }
+
+    /// How `item` boots on `platform`, or `None` when it has no variant there (hidden).
+    /// A platform's own variant wins over a Linux kernel.
+    pub fn launch<'a>(&self, item: &'a MenuItem, platform: Platform) -> Option<Launch<'a>> {
+        let variant = match platform {
+            Platform::Pcbios => item.bios.as_deref(),
+            Platform::Efi => item.efi.as_deref(),
+            Platform::Unknown => None,
+        };
+        let (kernel, initrd) = match variant {
+            Some(v) => (v, None),
+            None => (item.kernel.as_deref()?, item.initrd.as_deref()),
+        };
+        Some(Launch {
+            id: &item.id,
+            title: &item.title,
+            kernel,
+            initrd,
+            args: item.args.as_deref(),
+        })
+    }
+
+    /// The HTTP stage: what iPXE on `platform` gets, for the machine `mac` if known.
+    /// A `[[host]]` pin skips the menu; a pin to an item this platform cannot run falls
+    /// back to the menu (and says so) rather than leaving the machine stuck.
+    pub fn ipxe(&self, mac: Option<[u8; 6]>, platform: Platform) -> IpxeDecision<'_> {
+        let pin = mac
+            .and_then(|m| self.hosts.iter().find(|h| h.mac == m))
+            .and_then(|h| h.boot.as_deref());
+        let pinned = |why, boot| IpxeDecision { boot, why };
+        match pin {
+            Some("local") => return pinned("host pinned to local disk", IpxeBoot::Local),
+            Some("menu") | None => {}
+            Some(id) => {
+                let launch = self
+                    .menu
+                    .items
+                    .iter()
+                    .find(|i| i.id == id)
+                    .and_then(|i| self.launch(i, platform));
+                if let Some(l) = launch {
+                    return pinned("host pinned to an item", IpxeBoot::Item(l));
+                }
+            }
+        }
+        let items: Vec<Launch> = self
+            .menu
+            .items
+            .iter()
+            .filter_map(|i| self.launch(i, platform))
+            .collect();
+        // A default this platform cannot run, or none at all, times out to the local disk:
+        // a machine nobody chose for is left as its own disk would boot it.
+        let default = match self.menu.default.as_deref() {
+            Some(d @ ("local" | "shell")) => d,
+            Some(d) if items.iter().any(|l| l.id == d) => d,
+            _ => "local",
+        };
+        let why = match pin {
+            Some(id) if id != "menu" => {
+                "host pinned to an item with no variant for this platform: menu"
+            }
+            _ => "menu",
+        };
+        IpxeDecision {
+            boot: IpxeBoot::Menu {
+                items,
+                default,
+                timeout: self.menu.timeout,
+            },
+            why,
+        }
+    }
+
+    /// The boot file for an arch, if one is configured.
+    pub fn boot_file(&self, arch: Arch) -> Option<&str> {
+        match arch.file_arch() {
+            Arch::Bios => self.boot.bios.as_deref(),
+            Arch::UefiIa32 => self.boot.uefi_ia32.as_deref(),
+            Arch::UefiX64 => self.boot.uefi_x64.as_deref(),
+            Arch::UefiArm64 => self.boot.uefi_arm64.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// DHCPv4: firmware only, a file by arch. `server` is the address the client reached
+    /// us on, used when an HTTP listener is the unspecified address.
+    pub fn dhcp4(&self, h: &Hints, server: std::net::Ipv4Addr) -> Result<Boot4, Refusal> {
+        let (method, arch) = match classify(h) {
+            Client::Ipxe => return Err(Refusal::Ipxe),
+            Client::Os => return Err(Refusal::NotFirmware),
+            Client::Firmware { method, arch } => (method, arch),
+        };
+        let file = self.boot_file(arch).ok_or(Refusal::NoBootFile(arch))?;
+        if method == Method::Pxe && !arch.is_http() {
+            return Ok(Boot4 {
+                arch,
+                file: file.to_string(),
+                http_client: false,
+            });
+        }
+        let listen = self.http_listen.as_ref().ok_or(Refusal::HttpBootDisabled)?;
+        let l = listen
+            .iter()
+            .find(|a| a.is_ipv4())
+            .ok_or(Refusal::NoHttpV4Listener)?;
+        let host = if l.ip().is_unspecified() {
+            IpAddr::V4(server)
+        } else {
+            l.ip()
+        };
+        Ok(Boot4 {
+            arch,
+            file: http_url(SocketAddr::new(host, l.port()), file),
+            http_client: true,
+        })
+    }
+
+    /// DHCPv6: option 59 by client class. iPXE is served here (unlike on v4): its script
+    /// over HTTP. `server` is this server's address on the client's link, used for TFTP
+    /// URLs and when the HTTP listener is the unspecified address.
+    pub fn dhcp6(&self, h: &Hints, server: Ipv6Addr) -> Boot6 {
+        let client = classify(h);
+        let http = |path: &str| -> Result<String, NoBootUrl> {
+            let listen = self.http_listen.as_ref().ok_or(NoBootUrl::NoHttp)?;
+            let l = listen
+                .iter()
+                .find(|a| a.is_ipv6())
+                .ok_or(NoBootUrl::NoHttpV6Listener)?;
+            let host = if l.ip().is_unspecified() {
+                IpAddr::V6(server)
+            } else {
+                l.ip()
+            };
+            Ok(http_path_url(SocketAddr::new(host, l.port()), path))
+        };
+        let (url, http_client) = match client {
+            Client::Ipxe => (http(IPXE_SCRIPT_PATH), false),
+            Client::Os => (Err(NoBootUrl::Os), false),
+            Client::Firmware { method, arch } => match self.boot_file(arch) {
+                None => (Err(NoBootUrl::NoBootFile(arch)), false),
+                Some(f) if method == Method::Http || arch.is_http() => {
+                    (http(&format!("{HTTP_BOOT_PREFIX}{f}")), true)
+                }
+                Some(f) => (Ok(format!("tftp://[{server}]/{f}")), false),
+            },
+        };
+        Boot6 {
+            client,
+            url,
+            http_client,
+        }
+    }
+}
+
+/// The URL of a boot file under [`HTTP_BOOT_PREFIX`] on `at`.
+pub fn http_url(at: SocketAddr, file: &str) -> String {
+    http_path_url(at, &format!("{HTTP_BOOT_PREFIX}{file}"))
+}
+
+/// `http://` + host (bracketed for IPv6) + port (omitted when 80) + `path`.
+fn http_path_url(at: SocketAddr, path: &str) -> String {
+    let port = if at.port() == 80 {
+        String::new()
+    } else {
+        format!(":{}", at.port())
+    };
+    match at.ip() {
+        IpAddr::V4(a) => format!("http://{a}{port}{path}"),
+        IpAddr::V6(a) => format!("http://[{a}]{port}{path}"),
+    }
+}
+
+/// Builds a policy without a whole config, for other modules' unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    pub fn policy(boot: Boot, http: Option<&str>) -> Policy {
+        Policy {
+            boot,
+            http_listen: http.map(|h| vec![h.parse().unwrap()]),
+            menu: Menu::default(),
+            hosts: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn policy(http: Option<&str>) -> Policy {
+        Policy {
+            boot: Boot {
+                bios: Some("undionly.kpxe".into()),
+                uefi_x64: Some("snponly.efi".into()),
+                ..Boot::default()
+            },
+            http_listen: http.map(|h| vec![h.parse().unwrap()]),
+            menu: Menu::default(),
+            hosts: Vec::new(),
+        }
+    }
+
+    fn hints<'a>(vc: &'a [u8], uc: Option<&'a [u8]>, arch: Option<u16>) -> Hints<'a> {
+        Hints {
+            vendor_class: Some(vc),
+            user_class: uc,
+            arch,
+            ipxe_options: false,
+        }
+    }
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+
+    #[test]
+    fn firmware_gets_its_file_by_arch() {
+        let p = policy(None);
+        let b = p
+            .dhcp4(
+                &hints(b"PXEClient:Arch:00000:UNDI:002001", None, Some(0)),
+                SERVER,
+            )
+            .unwrap();
+        assert_eq!((b.file.as_str(), b.http_client), ("undionly.kpxe", false));
+        for code in [7, 9] {
+            let b = p
+                .dhcp4(
+                    &hints(b"PXEClient:Arch:00007:UNDI:003000", None, Some(code)),
+                    SERVER,
+                )
+                .unwrap();
+            assert_eq!(b.file, "snponly.efi");
+        }
+        // Arch from the vendor string when option 93 is missing.
+        let b = p
+            .dhcp4(
+                &hints(b"PXEClient:Arch:00007:UNDI:003000", None, None),
+                SERVER,
+            )
+            .unwrap();
+        assert_eq!(b.arch, Arch::UefiX64);
+    }
+
+    #[test]
+    fn ipxe_and_os_clients_are_refused() {
+        let p = policy(None);
+        let vc = b"PXEClient:Arch:00000:UNDI:002001";
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"\x04iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(vc, Some(b"\x03abc\x04iPXE"), Some(0)), SERVER),
+            Err(Refusal::Ipxe)
+        );
+        let opt175 = Hints {
+            ipxe_options: true,
+            ..hints(vc, None, Some(0))
+        };
+        assert_eq!(p.dhcp4(&opt175, SERVER), Err(Refusal::Ipxe));
+        assert_eq!(
+            p.dhcp4(&Hints::default(), SERVER),
+            Err(Refusal::NotFirmware)
+        );
+        assert_eq!(
+            p.dhcp4(&hints(b"MSFT 5.0", None, None), SERVER),
+            Err(Refusal::NotFirmware)
+        );
+        // A user class that merely contains the letters is not iPXE.
+        assert!(!user_class_is_ipxe(b"\x05iPXEx"));
+        assert!(!user_class_is_ipxe(b"\x09iPXE"));
+    }
+
+    #[test]
+    fn arch_without_file_is_refused_with_the_arch() {
+        let p = policy(None);
+        let r = p.dhcp4(
+            &hints(b"PXEClient:Arch:00011:UNDI:003000", None, Some(11)),
+            SERVER,
+        );
+        assert_eq!(r, Err(Refusal::NoBootFile(Arch::UefiArm64)));
+    }
+
+    const SERVER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 1);
+
+    #[test]
+    fn dhcp6_urls_by_client_class() {
+        let p = policy(Some("[fd00:1::1]:8080"));
+        // iPXE's DHCPv6 user class: one instance with a two-byte length.
+        let ipxe = hints(
+            b"PXEClient:Arch:00007:UNDI:003010",
+            Some(b"\0\x04iPXE"),
+            None,
+        );
+        let b = p.dhcp6(&ipxe, SERVER6);
+        assert_eq!(b.client, Client::Ipxe);
+        assert_eq!(b.url.as_deref(), Ok("http://[fd00:1::1]:8080/boot.ipxe"));
+        assert!(!b.http_client);
+        let pxe = hints(b"PXEClient:Arch:00007:UNDI:003016", None, Some(7));
+        let b = p.dhcp6(&pxe, SERVER6);
+        assert_eq!(b.url.as_deref(), Ok("tftp://[fd00:1::1]/snponly.efi"));
+        let http = hints(b"HTTPClient:Arch:00016:UNDI:003000", None, Some(16));
+        let b = p.dhcp6(&http, SERVER6);
+        assert_eq!(
+            b.url.as_deref(),
+            Ok("http://[fd00:1::1]:8080/boot/snponly.efi")
+        );
+        assert!(b.http_client);
+        let b = p.dhcp6(&Hints::default(), SERVER6);
+        assert_eq!((b.client, b.url), (Client::Os, Err(NoBootUrl::Os)));
+        let arm = hints(b"PXEClient:Arch:00011:UNDI:003000", None, None);
+        assert_eq!(
+            p.dhcp6(&arm, SERVER6).url,
+            Err(NoBootUrl::NoBootFile(Arch::UefiArm64))
+        );
+    }
+
+    #[test]
+    fn dhcp6_http_urls_need_a_v6_listener() {
+        let ipxe = hints(b"", Some(b"iPXE"), None);
+        assert_eq!(
+            policy(None).dhcp6(&ipxe, SERVER6).url,
+            Err(NoBootUrl::NoHttp)
+        );
+        assert_eq!(
+            policy(Some("0.0.0.0:8080")).dhcp6(&ipxe, SERVER6).url,
+            Err(NoBootUrl::NoHttpV6Listener)
+        );
+        assert_eq!(
+            policy(Some("[::]:80")).dhcp6(&ipxe, SERVER6).url.as_deref(),
+            Ok("http://[fd00:1::1]/boot.ipxe")
+        );
+    }
+
+    #[test]
+    fn http_boot_gets_a_url_and_the_echo_only_with_http() {
+        let h = hints(b"HTTPClient:Arch:00016:UNDI:003001", None, Some(16));
+        assert_eq!(
+            policy(None).dhcp4(&h, SERVER),
+            Err(Refusal::HttpBootDisabled)
+        );
+        assert_eq!(
+            policy(Some("[fd00:1::1]:8080")).dhcp4(&h, SERVER),
+            Err(Refusal::NoHttpV4Listener)
+        );
+        let b = policy(Some("0.0.0.0:8080")).dhcp4(&h, SERVER).unwrap();
+        assert_eq!(b.file, "http://192.168.1.1:8080/boot/snponly.efi");
+        assert!(b.http_client);
+    }
+
+    fn menu_policy(default: Option<&str>, hosts: Vec<Host>) -> Policy {
+        let item =
+            |id: &str, bios: Option<&str>, efi: Option<&str>, kernel: Option<&str>| MenuItem {
+                id: id.into(),
+                title: id.into(),
+                bios: bios.map(Into::into),
+                efi: efi.map(Into::into),
+                kernel: kernel.map(Into::into),
+                initrd: kernel.map(|_| "initrd.img".into()),
+                args: None,
+            };
+        Policy {
+            boot: Boot::default(),
+            http_listen: None,
+            menu: Menu {
+                default: default.map(Into::into),
+                timeout: 5,
+                items: vec![
+                    item("memtest", Some("mt.bin"), Some("mt.efi"), None),
+                    item("biosonly", Some("b.bin"), None, None),
+                    item("linux", Some("l.bin"), None, Some("vmlinuz")),
+                ],
+            },
+            hosts,
+        }
+    }
+
+    fn ids<'a>(d: &IpxeDecision<'a>) -> Vec<&'a str> {
+        match &d.boot {
+            IpxeBoot::Menu { items, .. } => items.iter().map(|l| l.id).collect(),
+            other => panic!("expected a menu, got {other:?}"),
+        }
+    }
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+
+    #[test]
+    fn menu_items_appear_only_where_the_platform_can_run_them() {
+        let p = menu_policy(Some("memtest"), vec![]);
+        assert_eq!(
+            ids(&p.ipxe(None, Platform::Pcbios)),
+            ["memtest", "biosonly", "linux"]
+        );
+        assert_eq!(ids(&p.ipxe(None, Platform::Efi)), ["memtest", "linux"]);
+        assert_eq!(ids(&p.ipxe(None, Platform::Unknown)), ["linux"]);
+        // The platform's own variant wins over the Linux kernel; the kernel brings its initrd.
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Pcbios).boot else {
+            unreachable!()
+        };
+        assert_eq!((items[2].kernel, items[2].initrd), ("l.bin", None));
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Efi).boot else {
+            unreachable!()
+        };
+        assert_eq!(
+            (items[1].kernel, items[1].initrd),
+            ("vmlinuz", Some("initrd.img"))
+        );
+    }
+
+    #[test]
+    fn a_default_the_platform_cannot_run_times_out_to_the_local_disk() {
+        let default = |p: &Policy, pl| match p.ipxe(None, pl).boot {
+            IpxeBoot::Menu { default, .. } => default.to_string(),
+            other => panic!("{other:?}"),
+        };
+        let p = menu_policy(Some("biosonly"), vec![]);
+        assert_eq!(default(&p, Platform::Pcbios), "biosonly");
+        assert_eq!(default(&p, Platform::Efi), "local");
+        assert_eq!(default(&menu_policy(None, vec![]), Platform::Efi), "local");
+        assert_eq!(
+            default(&menu_policy(Some("shell"), vec![]), Platform::Efi),
+            "shell"
+        );
+    }
+
+    #[test]
+    fn host_pins_skip_the_menu_where_the_platform_allows() {
+        let host = |boot: &str| Host {
+            mac: MAC,
+            boot: Some(boot.into()),
+        };
+        let p = menu_policy(None, vec![host("memtest")]);
+        let d = p.ipxe(Some(MAC), Platform::Efi);
+        assert!(
+            matches!(
+                d.boot,
+                IpxeBoot::Item(Launch {
+                    kernel: "mt.efi",
+                    ..
+                })
+            ),
+            "{d:?}"
+        );
+        // Another machine still gets the menu.
+        assert_eq!(ids(&p.ipxe(Some([0; 6]), Platform::Efi)).len(), 2);
+        let p = menu_policy(None, vec![host("local")]);
+        assert_eq!(p.ipxe(Some(MAC), Platform::Pcbios).boot, IpxeBoot::Local);
+        let p = menu_policy(None, vec![host("menu")]);
+        assert_eq!(ids(&p.ipxe(Some(MAC), Platform::Pcbios)).len(), 3);
+        // Pinned to an item with no EFI variant: the menu, with the reason.
+        let p = menu_policy(None, vec![host("biosonly")]);
+        let d = p.ipxe(Some(MAC), Platform::Efi);
+        assert_eq!(ids(&d), ["memtest", "linux"]);
+        assert!(d.why.contains("no variant"), "{}", d.why);
+    }
+}
