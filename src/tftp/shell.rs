@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::TftpConfig;
 use super::batch::Batch;
 use super::cache::{Cache, FileStamp};
-use super::metrics::{FamilyLabel, OutcomeLabels, TftpMetrics};
+use super::metrics::TftpMetrics;
 use super::netascii;
 use super::paths;
 use super::server::{Decision, Refusal, Server, TransferId};
@@ -176,7 +176,7 @@ fn admit(
             if let Some(old) = replaces.and_then(|old| running.remove(&old)) {
                 old.abort();
                 info!(peer = %req.peer, "tftp: new request from the same port replaces its transfer");
-                count_outcome(&shared.metrics, req.peer, "replaced");
+                shared.metrics.transfer(family(req.peer), "replaced");
             }
             let t = Transfer {
                 peer: req.peer,
@@ -211,7 +211,7 @@ impl Transfer {
         if let Err(e) = self.serve(&shared).await {
             warn!(peer = %self.peer, file = %self.path.display(), error = %e, "tftp: transfer failed");
             shared.metrics.error("io_error");
-            count_outcome(&shared.metrics, self.peer, "io_error");
+            shared.metrics.transfer(family(self.peer), "io_error");
         }
         id
     }
@@ -298,13 +298,9 @@ impl Transfer {
                 }
             }
         };
-        let family = FamilyLabel {
-            family: family(self.peer),
-        };
         let m = &shared.metrics;
-        m.bytes.get_or_create(&family).inc_by(s.bytes_sent());
-        m.retransmits.get_or_create(&family).inc_by(s.retransmits());
-        count_outcome(m, self.peer, outcome.reason());
+        m.sent(family(self.peer), s.bytes_sent(), s.retransmits());
+        m.transfer(family(self.peer), outcome.reason());
         if outcome != session::Outcome::Complete {
             m.error(outcome.reason());
         }
@@ -327,15 +323,6 @@ impl Transfer {
             ms = started.elapsed().as_millis() as u64, "tftp: transfer ended");
         Ok(())
     }
-}
-
-fn count_outcome(m: &TftpMetrics, peer: SocketAddr, outcome: &'static str) {
-    m.transfers
-        .get_or_create(&OutcomeLabels {
-            family: family(peer),
-            outcome,
-        })
-        .inc();
 }
 
 fn family(peer: SocketAddr) -> &'static str {
