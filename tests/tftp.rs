@@ -566,3 +566,38 @@ fn per_client_limit() {
         assert!(p.ends_with(b"too many transfers from this client\0"));
     });
 }
+
+/// A client that stops acknowledging gets the block again on every timeout, then an
+/// ERROR, and its slot is freed.
+#[test]
+fn silent_client_gets_retransmissions_then_error() {
+    let b = Bench::new("silent", |root| TftpConfig {
+        timeout: Duration::from_millis(200),
+        max_retries: 2,
+        max_per_client: 1,
+        ..TftpConfig::new(root)
+    });
+    b.file("f", &pattern(2000, 9));
+    let server: SocketAddr = format!("{SERVER_V4}:69").parse().unwrap();
+    in_netns(&b.client, move || {
+        let raw = Raw::new("192.168.1.10:0");
+        raw.send(server, b"\x00\x01f\x00octet\x00");
+        for _ in 0..3 {
+            let (p, _) = raw.recv();
+            assert_eq!(p[..4], [0, 3, 0, 1], "DATA 1 (again)");
+        }
+        assert_eq!(error_code(&raw.recv().0), 0);
+        // The slot is free again: a new request from another port is served.
+        let again = Raw::new("192.168.1.10:0");
+        assert_eq!(
+            again.fetch(server, b"\x00\x01f\x00octet\x00", 512).0.len(),
+            2000
+        );
+    });
+    let m = b.served.metrics_text();
+    assert!(
+        m.contains("tftp_retransmits_total{family=\"ipv4\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("outcome=\"timeout\"} 1"), "{m}");
+}

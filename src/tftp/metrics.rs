@@ -1,59 +1,42 @@
 //! Prometheus counters for TFTP: what an operator needs to see a boot storm go right or
 //! wrong (transfers by outcome, bytes, errors by reason, retransmissions).
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-/// `family` is "ipv4" or "ipv6".
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct FamilyLabel {
-    pub family: &'static str,
-}
+use crate::metrics::{Labeled, inc};
 
-/// A transfer's end, as [`super::session::Outcome::reason`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct OutcomeLabels {
-    pub family: &'static str,
-    pub outcome: &'static str,
-}
-
-/// Why a request or transfer failed, as a stable snake_case reason.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ReasonLabel {
-    pub reason: &'static str,
-}
-
-/// The TFTP counters. Clones share the same counters.
+/// The TFTP counters. Clones share the same counters. `family` is "ipv4" or "ipv6".
 #[derive(Debug, Clone, Default)]
 pub struct TftpMetrics {
-    /// Transfers started and ended, by outcome.
-    pub transfers: Family<OutcomeLabels, Counter>,
-    /// File bytes sent in DATA packets, retransmissions included.
-    pub bytes: Family<FamilyLabel, Counter>,
+    /// Transfers ended, by family and outcome ([`super::session::Outcome::reason`], or
+    /// "replaced" and "io_error").
+    pub transfers: Family<[(&'static str, &'static str); 2], Counter>,
+    /// File bytes sent in DATA packets, retransmissions included, by family.
+    pub bytes: Labeled,
     /// Refused requests and failed transfers, by reason.
-    pub errors: Family<ReasonLabel, Counter>,
-    /// DATA and OACK packets sent again.
-    pub retransmits: Family<FamilyLabel, Counter>,
+    pub errors: Labeled,
+    /// DATA and OACK packets sent again, by family.
+    pub retransmits: Labeled,
 }
 
 impl TftpMetrics {
     /// Adds the counters to `registry` under `tftp_*`.
     pub fn register(&self, registry: &mut Registry) {
-        let sub = registry.sub_registry_with_prefix("tftp");
-        sub.register(
+        let r = registry.sub_registry_with_prefix("tftp");
+        r.register(
             "transfers",
             "TFTP transfers by outcome",
             self.transfers.clone(),
         );
-        sub.register("bytes", "TFTP file bytes sent", self.bytes.clone());
-        sub.register(
+        r.register("bytes", "TFTP file bytes sent", self.bytes.clone());
+        r.register(
             "errors",
             "TFTP refusals and failed transfers by reason",
             self.errors.clone(),
         );
-        sub.register(
+        r.register(
             "retransmits",
             "TFTP packets sent again",
             self.retransmits.clone(),
@@ -62,7 +45,24 @@ impl TftpMetrics {
 
     /// Counts one refusal or failure.
     pub fn error(&self, reason: &'static str) {
-        self.errors.get_or_create(&ReasonLabel { reason }).inc();
+        inc(&self.errors, "reason", reason);
+    }
+
+    /// Counts one ended transfer.
+    pub fn transfer(&self, family: &'static str, outcome: &'static str) {
+        self.transfers
+            .get_or_create(&[("family", family), ("outcome", outcome)])
+            .inc();
+    }
+
+    /// Adds what one transfer sent.
+    pub fn sent(&self, family: &'static str, bytes: u64, retransmits: u64) {
+        self.bytes
+            .get_or_create(&[("family", family)])
+            .inc_by(bytes);
+        self.retransmits
+            .get_or_create(&[("family", family)])
+            .inc_by(retransmits);
     }
 }
 
@@ -76,17 +76,23 @@ mod tests {
         let mut r = Registry::default();
         m.register(&mut r);
         m.error("path_escape");
-        m.bytes
-            .get_or_create(&FamilyLabel { family: "ipv6" })
-            .inc_by(512);
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
+        m.sent("ipv6", 512, 1);
+        m.transfer("ipv6", "complete");
+        let out = crate::metrics::render(&r);
         assert!(
             out.contains("tftp_errors_total{reason=\"path_escape\"} 1"),
             "{out}"
         );
         assert!(
             out.contains("tftp_bytes_total{family=\"ipv6\"} 512"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tftp_retransmits_total{family=\"ipv6\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tftp_transfers_total{family=\"ipv6\",outcome=\"complete\"} 1"),
             "{out}"
         );
     }

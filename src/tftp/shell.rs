@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 use super::TftpConfig;
 use super::batch::Batch;
 use super::cache::{Cache, FileStamp};
-use super::metrics::{FamilyLabel, OutcomeLabels, TftpMetrics};
+use super::metrics::TftpMetrics;
 use super::netascii;
 use super::paths;
 use super::server::{Decision, Refusal, Server, TransferId};
@@ -93,7 +93,9 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut running: HashMap<TransferId, AbortHandle> = HashMap::new();
     while !*shutdown.borrow() {
+        // Biased: finished transfers free their slots before new requests are admitted.
         tokio::select! {
+            biased;
             changed = shutdown.changed() => if changed.is_err() { break },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 // Aborted (replaced) tasks were already released when they were replaced.
@@ -174,7 +176,7 @@ fn admit(
             if let Some(old) = replaces.and_then(|old| running.remove(&old)) {
                 old.abort();
                 info!(peer = %req.peer, "tftp: new request from the same port replaces its transfer");
-                count_outcome(&shared.metrics, req.peer, "replaced");
+                shared.metrics.transfer(family(req.peer), "replaced");
             }
             let t = Transfer {
                 peer: req.peer,
@@ -209,7 +211,7 @@ impl Transfer {
         if let Err(e) = self.serve(&shared).await {
             warn!(peer = %self.peer, file = %self.path.display(), error = %e, "tftp: transfer failed");
             shared.metrics.error("io_error");
-            count_outcome(&shared.metrics, self.peer, "io_error");
+            shared.metrics.transfer(family(self.peer), "io_error");
         }
         id
     }
@@ -247,6 +249,11 @@ impl Transfer {
             windowsize = s.windowsize(), "tftp: transfer starts");
         let mut batch = Batch::new(DATA_HEADER_LEN + s.blksize());
         let mut inbuf = [0u8; RECV_BUF];
+        // Armed lazily: every ACK moves the session's deadline later, and resetting a tokio
+        // timer per packet is measurable at lockstep speed. An early wake-up re-arms instead.
+        let timer = tokio::time::sleep_until(started.into());
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
         let outcome = loop {
             while let Some(t) = s.poll_transmit() {
                 match t {
@@ -271,6 +278,10 @@ impl Transfer {
             let Some(deadline) = s.poll_timeout() else {
                 continue;
             };
+            if armed.is_none_or(|a| deadline < a) {
+                timer.as_mut().reset(deadline.into());
+                armed = Some(deadline);
+            }
             tokio::select! {
                 r = sock.recv_from(&mut inbuf) => {
                     let (n, from) = r?;
@@ -281,16 +292,15 @@ impl Transfer {
                         let _ = sock.try_send_to(&wire::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"), from);
                     }
                 }
-                _ = tokio::time::sleep_until(deadline.into()) => s.handle_timeout(Instant::now()),
+                _ = &mut timer => {
+                    armed = None;
+                    s.handle_timeout(Instant::now());
+                }
             }
         };
-        let family = FamilyLabel {
-            family: family(self.peer),
-        };
         let m = &shared.metrics;
-        m.bytes.get_or_create(&family).inc_by(s.bytes_sent());
-        m.retransmits.get_or_create(&family).inc_by(s.retransmits());
-        count_outcome(m, self.peer, outcome.reason());
+        m.sent(family(self.peer), s.bytes_sent(), s.retransmits());
+        m.transfer(family(self.peer), outcome.reason());
         if outcome != session::Outcome::Complete {
             m.error(outcome.reason());
         }
@@ -313,15 +323,6 @@ impl Transfer {
             ms = started.elapsed().as_millis() as u64, "tftp: transfer ended");
         Ok(())
     }
-}
-
-fn count_outcome(m: &TftpMetrics, peer: SocketAddr, outcome: &'static str) {
-    m.transfers
-        .get_or_create(&OutcomeLabels {
-            family: family(peer),
-            outcome,
-        })
-        .inc();
 }
 
 fn family(peer: SocketAddr) -> &'static str {
