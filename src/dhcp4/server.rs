@@ -232,28 +232,17 @@ impl Server {
                     .policy
                     .dhcp4(&hints(p), local)
                     .map_err(Reason::Refused)?;
+                let x = Exchange {
+                    now,
+                    local,
+                    p,
+                    client: &client,
+                    boot: &b,
+                };
                 let r = if p.message_type == MessageType::Discover {
-                    self.discover(
-                        &Exchange {
-                            now,
-                            local,
-                            p,
-                            client: &client,
-                            boot: &b,
-                        },
-                        persist,
-                    )
+                    self.discover(&x, persist)
                 } else {
-                    self.request(
-                        &Exchange {
-                            now,
-                            local,
-                            p,
-                            client: &client,
-                            boot: &b,
-                        },
-                        persist,
-                    )
+                    self.request(&x, persist)
                 };
                 *boot = Some(b);
                 r
