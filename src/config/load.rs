@@ -322,6 +322,9 @@ fn ipv6(r: &mut Reader, mut t: Table) -> Option<Ipv6> {
     let lease_time = r
         .int(&mut t, "lease_time", 60..(u32::MAX as i64))
         .map_or(3600, |v| v.value as u32);
+    let preference = r
+        .int(&mut t, "preference", 0..256)
+        .map_or(255, |v| v.value as u8);
     if prefix.is_none() && !t.has("prefix") {
         r.problem(t.span.clone(), "[ipv6] needs `prefix`");
     }
@@ -346,6 +349,7 @@ fn ipv6(r: &mut Reader, mut t: Table) -> Option<Ipv6> {
             .map(|l| l.value.into_iter().map(|s| s.value).collect())
             .unwrap_or_default(),
         lease_time,
+        preference,
     })
 }
 

@@ -80,6 +80,8 @@ pub struct Ipv6 {
     pub dns: Vec<Ipv6Addr>,
     /// Seconds, the valid lifetime of a DHCPv6 address.
     pub lease_time: u32,
+    /// DHCPv6 Preference (option 7) in Advertise; 255 makes clients take it at once.
+    pub preference: u8,
 }
 
 #[derive(Debug, Clone)]

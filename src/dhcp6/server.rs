@@ -231,6 +231,11 @@ impl Server {
         if rapid {
             w.option(opt::RAPID_COMMIT, &[]);
         }
+        if out_type == Advertise {
+            // 255 lets clients take this offer at once instead of collecting others for a
+            // full retransmission time (EDK2 waits about 4 s without it; RFC 8415 §18.2.1).
+            w.option(opt::PREFERENCE, &[self.cfg.preference]);
+        }
         let configures = matches!(t, Solicit | Request | Renew | Rebind | InformationRequest);
         for ia in &ias {
             let id = Identity {
@@ -583,12 +588,18 @@ pub(crate) mod tests {
         };
         assert_eq!(dns, &["fd00:1::53".parse::<Ipv6Addr>().unwrap()]);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Offered));
+        assert_eq!(
+            m.opts().get(v6::OptionCode::Preference),
+            Some(&v6::DhcpOption::Preference(255)),
+            "an Advertise carries preference 255, so clients need not wait for others"
+        );
 
         // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
         // gets the one advertised here, and the other with zero lifetimes.
         let r = s.handle(IPXE_REQUEST, ll(0x56), NOW + 1).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
+        assert_eq!(m.opts().get(v6::OptionCode::Preference), None);
         assert_eq!(
             ia_addrs(&m),
             [(addr, 3600), ("fd00:1::163".parse().unwrap(), 0)]

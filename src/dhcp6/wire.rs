@@ -84,6 +84,7 @@ pub mod opt {
     pub const IA_NA: u16 = 3;
     pub const IAADDR: u16 = 5;
     pub const ORO: u16 = 6;
+    pub const PREFERENCE: u16 = 7;
     pub const ELAPSED_TIME: u16 = 8;
     pub const RELAY_MSG: u16 = 9;
     pub const STATUS_CODE: u16 = 13;
