@@ -111,6 +111,19 @@ impl Lab {
         if let Some(a) = v6 {
             c(&["ip", "-6", "addr", "add", a, "dev", "eth0", "nodad"]);
         }
+        // The kernel adds the link-local address once the veth has carrier; sending to a
+        // multicast group before then fails, so wait for it (bounded).
+        let has_ll = || {
+            let out = exec_in(
+                &cns,
+                &["ip", "-6", "addr", "show", "dev", "eth0", "scope", "link"],
+            );
+            String::from_utf8_lossy(&out.stdout).contains("inet6 fe80::")
+        };
+        assert!(
+            wait_until(Duration::from_secs(10), has_ll),
+            "{cns}: eth0 got no link-local address"
+        );
         cns
     }
 
