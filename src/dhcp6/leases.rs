@@ -36,6 +36,9 @@ pub struct Leases {
     last: u128,
     by_addr: BTreeMap<Ipv6Addr, Lease6>,
     by_client: HashMap<Identity, Ipv6Addr>,
+    /// Addresses leased under each DUID, so spotting one DUID on two machines is a lookup,
+    /// not a walk over every lease.
+    by_duid: HashMap<Vec<u8>, Vec<Ipv6Addr>>,
     /// Where the search for a never-used address goes on, so addresses are handed out in
     /// order rather than the lowest expired one being reused at once.
     cursor: u128,
@@ -49,6 +52,7 @@ impl Leases {
             last: pool.1.into(),
             by_addr: BTreeMap::new(),
             by_client: HashMap::new(),
+            by_duid: HashMap::new(),
             cursor: pool.0.into(),
         };
         for l in stored {
@@ -73,8 +77,10 @@ impl Leases {
     /// with the same DUID (or another NIC of the same machine; either way the DUID alone
     /// does not tell machines apart).
     pub fn same_duid_elsewhere(&self, id: &Identity, now: u64) -> Option<&Lease6> {
-        self.by_addr
-            .values()
+        self.by_duid
+            .get(&id.duid)?
+            .iter()
+            .filter_map(|a| self.by_addr.get(a))
             .find(|l| l.expires > now && l.duid == id.duid && l.link != id.link)
     }
 
@@ -126,9 +132,19 @@ impl Leases {
             if self.by_client.get(&old_id) == Some(&lease.addr) {
                 self.by_client.remove(&old_id);
             }
+            if let Some(addrs) = self.by_duid.get_mut(&old.duid) {
+                addrs.retain(|a| *a != lease.addr);
+                if addrs.is_empty() {
+                    self.by_duid.remove(&old_id.duid);
+                }
+            }
         }
         if !lease.duid.is_empty() {
             self.by_client.insert(Identity::of(&lease), lease.addr);
+            self.by_duid
+                .entry(lease.duid.clone())
+                .or_default()
+                .push(lease.addr);
         }
         self.by_addr.insert(lease.addr, lease);
     }
@@ -174,6 +190,33 @@ mod tests {
         // Even when the second asks for the first one's address.
         assert_ne!(t.pick(&m2, Some(x), 100), Some(x));
         assert_eq!(t.pick(&m1, None, 100), Some(x));
+    }
+
+    #[test]
+    fn the_duid_index_follows_an_address_to_its_new_holder() {
+        let mut t = Leases::new((a("fd00::10"), a("fd00::20")), vec![]);
+        let m1 = id(&[1; 6]);
+        let other = Identity {
+            duid: vec![0, 1, 9, 9],
+            ..id(&[3; 6])
+        };
+        bind(&mut t, &m1, a("fd00::10"), 50);
+        // The address expires and goes to a machine with another DUID.
+        bind(&mut t, &other, a("fd00::10"), 1000);
+        assert!(t.same_duid_elsewhere(&id(&[2; 6]), 100).is_none());
+        assert!(
+            t.same_duid_elsewhere(
+                &Identity {
+                    link: vec![4; 6],
+                    ..other.clone()
+                },
+                100
+            )
+            .is_some()
+        );
+        // Renewing the same lease keeps one entry, not two.
+        bind(&mut t, &other, a("fd00::10"), 2000);
+        assert_eq!(t.by_duid[&other.duid], vec![a("fd00::10")]);
     }
 
     #[test]
