@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build deps test lint unit demo clean
+.PHONY: all build deps test lint unit demo bench clean
 
 all: build
 
@@ -25,6 +25,16 @@ demo:
 	scripts/deps.sh demo
 	$(CARGO) build --release
 	scripts/demo.sh
+
+# Side-by-side benches against the peers (not tests); figures go to bench/results/*.json.
+bench:
+	scripts/deps.sh bench
+	$(CARGO) build --release
+	bench/dhcp 4
+	bench/dhcp 6
+	bench/tftp
+	bench/http
+	bench/boot
 
 clean:
 	$(CARGO) clean
