@@ -13,7 +13,7 @@ for what in "${@:-test}"; do
   case "$what" in
     test) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
     demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
-    bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    bench) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${bench_pkgs[@]}") ;;
     *) echo "deps.sh: unknown set '$what' (test, demo, bench)" >&2; exit 2 ;;
   esac
 done
