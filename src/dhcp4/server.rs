@@ -131,6 +131,19 @@ struct Exchange<'x, 'a> {
     boot: &'x Boot4,
 }
 
+impl Exchange<'_, '_> {
+    /// The lease this client would hold at `addr`.
+    fn lease(&self, addr: Ipv4Addr, state: LeaseState, expires: u64) -> Lease4 {
+        Lease4 {
+            addr,
+            client: self.client.to_vec(),
+            mac: self.p.chaddr.to_vec(),
+            state,
+            expires,
+        }
+    }
+}
+
 /// The DHCPv4 server state for one subnet.
 pub struct Server {
     cfg: Dhcp4,
@@ -286,13 +299,7 @@ impl Server {
     }
 
     fn discover(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
-        let Exchange {
-            now,
-            local,
-            p,
-            client,
-            boot: b,
-        } = *x;
+        let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let addr = self
             .leases
             .choose(client, p.requested_ip(), now)
@@ -301,26 +308,16 @@ impl Server {
             .held(addr, client)
             .is_some_and(|l| l.state == LeaseState::Bound && l.expires > now);
         if !still_bound {
-            let l = Lease4 {
-                addr,
-                client: client.to_vec(),
-                mac: p.chaddr.to_vec(),
-                state: LeaseState::Offered,
-                expires: now + OFFER_HOLD,
-            };
-            *persist = Some(self.leases.put(l));
+            *persist = Some(
+                self.leases
+                    .put(x.lease(addr, LeaseState::Offered, now + OFFER_HOLD)),
+            );
         }
         Ok(self.reply(p, MessageType::Offer, addr, local, b))
     }
 
     fn request(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
-        let Exchange {
-            now,
-            local,
-            p,
-            client,
-            boot: b,
-        } = *x;
+        let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let unspecified = Ipv4Addr::UNSPECIFIED;
         let wanted = p
             .requested_ip()
@@ -356,14 +353,7 @@ impl Server {
             return Ok(self.nak(p, local));
         };
         let expires = now + u64::from(self.lease_secs(p));
-        let l = Lease4 {
-            addr,
-            client: client.to_vec(),
-            mac: p.chaddr.to_vec(),
-            state: LeaseState::Bound,
-            expires,
-        };
-        *persist = Some(self.leases.put(l));
+        *persist = Some(self.leases.put(x.lease(addr, LeaseState::Bound, expires)));
         Ok(self.reply(p, MessageType::Ack, addr, local, b))
     }
 
