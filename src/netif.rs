@@ -1,12 +1,14 @@
 //! What the shells need to know about the served interface: its index (for scope ids and
-//! multicast joins), its MAC (DUID, RA source link-layer option) and its IPv6 addresses.
+//! multicast joins), its MAC (DUID, RA source link-layer option) and its IPv4 and IPv6
+//! addresses (server identifier, URLs).
 
 use std::io;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub struct Link {
     pub index: u32,
     pub mac: Option<[u8; 6]>,
+    pub v4: Vec<Ipv4Addr>,
     pub v6: Vec<Ipv6Addr>,
 }
 
@@ -19,12 +21,15 @@ impl Link {
         let mut link = Link {
             index,
             mac: None,
+            v4: Vec::new(),
             v6: Vec::new(),
         };
         for ifa in nix::ifaddrs::getifaddrs()?.filter(|i| i.interface_name == name) {
             let Some(a) = ifa.address else { continue };
             if let Some(mac) = a.as_link_addr().and_then(|l| l.addr()) {
                 link.mac = Some(mac);
+            } else if let Some(v4) = a.as_sockaddr_in() {
+                link.v4.push(v4.ip());
             } else if let Some(v6) = a.as_sockaddr_in6() {
                 link.v6.push(v6.ip());
             }
@@ -40,6 +45,16 @@ impl Link {
             .iter()
             .find(|a| prefix.contains(*a))
             .or_else(|| self.v6.iter().find(global))
+            .copied()
+    }
+
+    /// This server's IPv4 address for clients on the link: one inside `subnet`, else the
+    /// first it has.
+    pub fn address_v4_in(&self, subnet: &ipnet::Ipv4Net) -> Option<Ipv4Addr> {
+        self.v4
+            .iter()
+            .find(|a| subnet.contains(*a))
+            .or(self.v4.first())
             .copied()
     }
 }

@@ -6,6 +6,7 @@ use super::server::{Destination, Outcome, Reason, Server};
 use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
+use crate::netif::Link;
 use crate::store::{Change, Writer};
 use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -50,16 +51,7 @@ fn bind(interface: &str) -> io::Result<UdpSocket> {
 
 /// The interface's IPv4 address, preferring one inside `subnet`.
 fn interface_v4(interface: &str, subnet: &ipnet::Ipv4Net) -> Option<Ipv4Addr> {
-    let addrs: Vec<Ipv4Addr> = nix::ifaddrs::getifaddrs()
-        .ok()?
-        .filter(|i| i.interface_name == interface)
-        .filter_map(|i| i.address?.as_sockaddr_in().map(|s| s.ip()))
-        .collect();
-    addrs
-        .iter()
-        .copied()
-        .find(|a| subnet.contains(a))
-        .or(addrs.first().copied())
+    Link::get(interface).ok()?.address_v4_in(subnet)
 }
 
 /// Writes a permanent-until-replaced ARP entry so a unicast reply can reach a client that
