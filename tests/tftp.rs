@@ -88,6 +88,19 @@ impl Served {
         prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
         out
     }
+
+    /// Waits (at most 5 s) until the counters contain every `needle`, and returns them.
+    /// The client finishes as soon as it sends its last ACK; the server counts the
+    /// transfer when that ACK arrives, a moment later.
+    fn metrics_with(&self, needles: &[&str]) -> String {
+        let mut text = String::new();
+        let ok = wait_until(Duration::from_secs(5), || {
+            text = self.metrics_text();
+            needles.iter().all(|n| text.contains(n))
+        });
+        assert!(ok, "metrics never showed {needles:?}:\n{text}");
+        text
+    }
 }
 
 impl Drop for Served {
@@ -210,11 +223,7 @@ fn tftp_hpa(v6: bool) {
         ]);
         b.assert_same(&name, "got", &out);
     }
-    assert!(
-        b.served.metrics_text().contains("outcome=\"complete\"} 9"),
-        "{}",
-        b.served.metrics_text()
-    );
+    b.served.metrics_with(&["outcome=\"complete\"} 9"]);
 }
 
 #[test]
@@ -380,15 +389,10 @@ fn edk2_tsize_probe_then_fetch_from_same_port() {
         raw.fetch(server, rrq, 1448).0
     });
     assert!(got == data, "fetched file differs");
-    let m = b.served.metrics_text();
-    assert!(
-        m.contains("tftp_transfers_total{family=\"ipv6\",outcome=\"client_error\"} 1"),
-        "{m}"
-    );
-    assert!(
-        m.contains("tftp_transfers_total{family=\"ipv6\",outcome=\"complete\"} 1"),
-        "{m}"
-    );
+    b.served.metrics_with(&[
+        "tftp_transfers_total{family=\"ipv6\",outcome=\"client_error\"} 1",
+        "tftp_transfers_total{family=\"ipv6\",outcome=\"complete\"} 1",
+    ]);
 }
 
 /// A client that vanished after the OACK and restarts from the same port replaces its
@@ -412,8 +416,7 @@ fn new_request_replaces_stale_transfer() {
         got
     });
     assert!(got == data, "fetched file differs");
-    let m = b.served.metrics_text();
-    assert!(m.contains("outcome=\"replaced\"} 1"), "{m}");
+    b.served.metrics_with(&["outcome=\"replaced\"} 1"]);
 }
 
 /// Replies come from the exact address the request went to: a second IPv4 address and
@@ -512,8 +515,7 @@ fn refusals_get_error_packets_and_counters() {
         }
     });
     let _ = std::fs::remove_file(&outside);
-    let m = b.served.metrics_text();
-    for reason in [
+    let expected: Vec<String> = [
         "write_request",
         "path_escape",
         "path_symlink_escape",
@@ -521,12 +523,12 @@ fn refusals_get_error_packets_and_counters() {
         "not_a_file",
         "bad_mode",
         "not_a_request",
-    ] {
-        assert!(
-            m.contains(&format!("tftp_errors_total{{reason=\"{reason}\"}} 1")),
-            "{reason}: {m}"
-        );
-    }
+    ]
+    .iter()
+    .map(|reason| format!("tftp_errors_total{{reason=\"{reason}\"}} 1"))
+    .collect();
+    b.served
+        .metrics_with(&expected.iter().map(String::as_str).collect::<Vec<_>>());
     // Real client: tftp-hpa's put is refused with "access violation" (code 2).
     b.file("upload", b"");
     let out = b.client_cmd(&[
@@ -594,10 +596,8 @@ fn silent_client_gets_retransmissions_then_error() {
             2000
         );
     });
-    let m = b.served.metrics_text();
-    assert!(
-        m.contains("tftp_retransmits_total{family=\"ipv4\"} 2"),
-        "{m}"
-    );
-    assert!(m.contains("outcome=\"timeout\"} 1"), "{m}");
+    b.served.metrics_with(&[
+        "tftp_retransmits_total{family=\"ipv4\"} 2",
+        "outcome=\"timeout\"} 1",
+    ]);
 }
