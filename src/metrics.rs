@@ -144,12 +144,20 @@ impl RaMetrics {
 }
 
 /// HTTP's counters: every request by route and status, the body bytes actually sent, and
-/// every refused path by reason.
+/// every refused path by reason; and the connections, so a slow-client flood shows.
 #[derive(Default, Clone)]
 pub struct HttpMetrics {
     pub requests: Family<[(&'static str, String); 2], Counter>,
     pub sent_bytes: Labeled,
     pub refused: Labeled,
+    /// Connections being served now.
+    pub connections_open: Gauge,
+    /// Connections the server closed before the client was done, by reason
+    /// (`header_timeout`: no complete request head within `[http] request_timeout`).
+    pub connections_dropped: Labeled,
+    /// Times a connection had to wait in the backlog because `[http] max_connections`
+    /// were open.
+    pub connections_capped: Counter,
 }
 
 impl HttpMetrics {
@@ -169,6 +177,21 @@ impl HttpMetrics {
             "refused",
             "HTTP paths refused, by reason",
             self.refused.clone(),
+        );
+        r.register(
+            "connections_open",
+            "HTTP connections being served",
+            self.connections_open.clone(),
+        );
+        r.register(
+            "connections_dropped",
+            "HTTP connections closed by the server before the client was done, by reason",
+            self.connections_dropped.clone(),
+        );
+        r.register(
+            "connections_capped",
+            "HTTP connections that waited because max_connections were open",
+            self.connections_capped.clone(),
         );
     }
 }

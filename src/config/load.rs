@@ -361,6 +361,12 @@ fn http(r: &mut Reader, mut t: Table, base: &Path, checks: Checks) -> Option<Htt
     );
     let root = dir(r, &mut t, "root", base, checks).unwrap_or_else(|| base.join("http"));
     let templates = dir(r, &mut t, "templates", base, checks);
+    let max_connections = r
+        .int(&mut t, "max_connections", 1..1_000_001)
+        .map_or(1024, |v| v.value as usize);
+    let request_timeout = r
+        .int(&mut t, "request_timeout", 1..3601)
+        .map_or(10, |v| v.value as u64);
     let listen: Vec<SocketAddr> = listen
         .map(|l| l.value.into_iter().map(|s| s.value).collect())
         .unwrap_or_default();
@@ -375,6 +381,8 @@ fn http(r: &mut Reader, mut t: Table, base: &Path, checks: Checks) -> Option<Htt
         listen,
         root,
         templates,
+        max_connections,
+        request_timeout: std::time::Duration::from_secs(request_timeout),
     })
 }
 
@@ -634,6 +642,33 @@ mod tests {
             "{out}"
         );
         assert_eq!(out.lines().count(), 3, "{out}");
+    }
+
+    #[test]
+    fn http_connection_limits_default_and_are_range_checked() {
+        let h = parse(&contract(), "x.toml", Path::new("."), Checks::FileOnly)
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!(h.max_connections, 1024);
+        assert_eq!(h.request_timeout, std::time::Duration::from_secs(10));
+        let set = contract().replace(
+            "root = \"http\"",
+            "root = \"http\"\nmax_connections = 16\nrequest_timeout = 3",
+        );
+        let h = parse(&set, "x.toml", Path::new("."), Checks::FileOnly)
+            .unwrap()
+            .http
+            .unwrap();
+        assert_eq!(h.max_connections, 16);
+        assert_eq!(h.request_timeout, std::time::Duration::from_secs(3));
+        let bad = contract().replace(
+            "root = \"http\"",
+            "root = \"http\"\nmax_connections = 0\nrequest_timeout = \"5s\"",
+        );
+        let out = errors(&bad);
+        assert!(out.contains("max_connections = 0 is out of range"), "{out}");
+        assert!(out.contains("request_timeout must be an integer"), "{out}");
     }
 
     #[test]

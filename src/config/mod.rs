@@ -90,6 +90,12 @@ pub struct Http {
     pub root: PathBuf,
     /// Operator overrides of the iPXE script templates, if any.
     pub templates: Option<PathBuf>,
+    /// Connections served at once, all listeners together; past it new connections wait
+    /// in the kernel's backlog, so slow or idle clients cannot take every socket.
+    pub max_connections: usize,
+    /// How long a client has to send a complete request head, on a new connection and
+    /// between requests on a kept-alive one; a slow or idle client is closed after it.
+    pub request_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]

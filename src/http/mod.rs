@@ -6,6 +6,7 @@
 //! gets), and what is logged, counted and put on each machine's timeline.
 
 mod body;
+mod conn;
 mod files;
 mod ops;
 mod routes;
@@ -102,14 +103,22 @@ pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Resul
         metrics: ctx.metrics,
         timeline: ctx.timeline,
     });
+    let limits = conn::Limits {
+        slots: Arc::new(tokio::sync::Semaphore::new(ctx.http.max_connections)),
+        request_timeout: ctx.http.request_timeout,
+        metrics: state.metrics.clone(),
+    };
     let app = routes::router(state);
     let mut servers = JoinSet::new();
     for listener in listeners {
-        info!(address = %listener.local_addr()?, "HTTP listening");
-        let mut stop = shutdown.clone();
-        servers.spawn(routes::serve(listener, app.clone(), async move {
-            let _ = stop.wait_for(|s| *s).await;
-        }));
+        info!(address = %listener.local_addr()?, max_connections = ctx.http.max_connections,
+            request_timeout = ?ctx.http.request_timeout, "HTTP listening");
+        servers.spawn(conn::serve(
+            listener,
+            app.clone(),
+            limits.clone(),
+            shutdown.clone(),
+        ));
     }
     while let Some(done) = servers.join_next().await {
         done.map_err(io::Error::other)??;

@@ -7,18 +7,13 @@ use super::{AppState, files, ops};
 use crate::mac::Mac;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use http_body_util::BodyExt;
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
 use tracing::info;
 
 /// iPXE's entry point (the URL DHCPv6 hands out): a script that chains to the
@@ -30,43 +25,12 @@ pub(super) const METRICS: &str = "/metrics";
 pub(super) const HEALTHZ: &str = "/healthz";
 
 /// Both ends of a connection: the client for the log, our own address for URLs in
-/// scripts when the client sent no usable Host.
+/// scripts when the client sent no usable Host. [`super::conn`] puts it on every request
+/// as `ConnectInfo`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Peer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
-}
-
-/// A TCP listener whose connections know both their ends (as [`Peer`], which axum then
-/// hands to handlers as `ConnectInfo`) and send without Nagle's delay: scripts are
-/// small and should leave at once.
-struct Tcp(TcpListener);
-
-impl Listener for Tcp {
-    type Io = TcpStream;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (TcpStream, Peer) {
-        // axum's own accept loop, which rides out transient errors such as EMFILE.
-        let (tcp, remote) = Listener::accept(&mut self.0).await;
-        let _ = tcp.set_nodelay(true);
-        let local = tcp.local_addr().unwrap_or(remote);
-        (tcp, Peer { remote, local })
-    }
-
-    fn local_addr(&self) -> io::Result<Peer> {
-        let local = self.0.local_addr()?;
-        Ok(Peer {
-            remote: local,
-            local,
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, Tcp>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, Tcp>) -> Peer {
-        *stream.remote_addr()
-    }
 }
 
 pub(super) fn router(state: Arc<AppState>) -> Router {
@@ -78,20 +42,6 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .fallback(files::serve)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
-}
-
-/// Serves one listener until `stop` resolves, then lets requests in flight finish.
-pub(super) async fn serve(
-    listener: TcpListener,
-    app: Router,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    axum::serve(
-        Tcp(listener),
-        app.into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
 }
 
 /// The route label for metrics: the matched route, else where `files` looked.
