@@ -19,6 +19,9 @@ pub struct TftpMetrics {
     pub errors: Labeled,
     /// DATA and OACK packets sent again, by family.
     pub retransmits: Labeled,
+    /// Known options left out of the OACK because their value was unusable, by option
+    /// ([`super::wire::Ignored`]); the transfer goes on without them.
+    pub options_ignored: Labeled,
 }
 
 impl TftpMetrics {
@@ -40,6 +43,11 @@ impl TftpMetrics {
             "retransmits",
             "TFTP packets sent again",
             self.retransmits.clone(),
+        );
+        r.register(
+            "options_ignored",
+            "TFTP request options ignored for an unusable value, by option",
+            self.options_ignored.clone(),
         );
     }
 

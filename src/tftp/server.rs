@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use super::paths::{self, PathError};
-use super::wire::{self, ErrorCode, Mode, Options, Packet, ParseError};
+use super::wire::{self, ErrorCode, Ignored, Mode, Options, Packet, ParseError};
 
 /// Names one admitted transfer until [`Server::finished`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +40,10 @@ impl Refusal {
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::Malformed(ParseError::BadMode) => "bad_mode",
-            Refusal::Malformed(_) => "malformed",
+            Refusal::Malformed(ParseError::NoMode) => "no_mode",
+            Refusal::Malformed(ParseError::Truncated) => "truncated",
+            Refusal::Malformed(ParseError::Unterminated) => "unterminated",
+            Refusal::Malformed(ParseError::UnknownOpcode(_)) => "unknown_opcode",
             Refusal::WriteRequest => "write_request",
             Refusal::NotARequest => "not_a_request",
             Refusal::StrayError => "stray_error",
@@ -85,6 +88,8 @@ pub enum Decision {
         path: PathBuf,
         mode: Mode,
         options: Options,
+        /// Options left out of the OACK for their value; counted by the shell.
+        ignored: Ignored,
     },
     /// Answer with [`Refusal::reply`].
     Refuse(Refusal),
@@ -151,6 +156,7 @@ impl Server {
             path,
             mode: req.mode,
             options: req.options,
+            ignored: req.ignored,
         }
     }
 
@@ -256,6 +262,20 @@ mod tests {
             s.on_request(p, b"\x00"),
             Decision::Refuse(Refusal::Malformed(ParseError::Truncated))
         );
+        for (datagram, reason) in [
+            (&b"\x00"[..], "truncated"),
+            (b"\x00\x01no-nul", "unterminated"),
+            (b"\x00\x01file\x00", "no_mode"),
+            (b"\x00\x09", "unknown_opcode"),
+        ] {
+            match s.on_request(p, datagram) {
+                Decision::Refuse(r) => {
+                    assert_eq!(r.reason(), reason);
+                    assert_eq!(&r.reply()[..4], b"\x00\x05\x00\x04");
+                }
+                other => panic!("{datagram:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -172,7 +172,12 @@ fn admit(
             path,
             mode,
             options,
+            ignored,
         } => {
+            for option in ignored.names() {
+                debug!(peer = %req.peer, option, "tftp: option ignored: value not a number or out of range");
+                crate::metrics::inc(&shared.metrics.options_ignored, "option", option);
+            }
             if let Some(old) = replaces.and_then(|old| running.remove(&old)) {
                 old.abort();
                 info!(peer = %req.peer, "tftp: new request from the same port replaces its transfer");

@@ -76,8 +76,35 @@ impl Mode {
     }
 }
 
-/// The options this server understands. Unknown options and values outside the RFC ranges
-/// are dropped while parsing, which is how RFC 2347 says to ignore them.
+/// Every option this server implements, in the order [`Ignored`] numbers them.
+const KNOWN_OPTIONS: [&str; 4] = [OPT_BLKSIZE, OPT_TSIZE, OPT_TIMEOUT, OPT_WINDOWSIZE];
+
+/// Known options a request carried with a value that is not a number or is outside the
+/// RFC range (blksize below 8, timeout or windowsize 0). They are left out of the OACK,
+/// which is how RFC 2347 lets a server decline an option: the transfer goes on with the
+/// default, where an ERROR 8 would stop a firmware's boot over one bad value.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ignored(u8);
+
+impl Ignored {
+    fn add(&mut self, name: &str) {
+        if let Some(i) = KNOWN_OPTIONS.iter().position(|n| *n == name) {
+            self.0 |= 1 << i;
+        }
+    }
+
+    /// The option names, for metrics and logs.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        KNOWN_OPTIONS
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, n)| n)
+    }
+}
+
+/// The options this server understands. Unknown options and unusable values are dropped
+/// while parsing, which is how RFC 2347 says to ignore them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     pub blksize: Option<u16>,
@@ -91,32 +118,45 @@ impl Options {
         *self == Options::default()
     }
 
-    /// Reads `name\0value\0` pairs; the first occurrence of a name wins.
-    fn parse(mut rest: &[u8]) -> Result<Options, ParseError> {
+    /// Reads `name\0value\0` pairs; the first occurrence of a name wins. Also returns the
+    /// known options whose value was unusable, so the caller can count them.
+    fn parse(mut rest: &[u8]) -> Result<(Options, Ignored), ParseError> {
         let mut o = Options::default();
+        let mut ignored = Ignored::default();
         while !rest.is_empty() {
             let (name, tail) = split_nul(rest)?;
             let (value, tail) = split_nul(tail)?;
             rest = tail;
+            let Some(known) = KNOWN_OPTIONS
+                .into_iter()
+                .find(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+            else {
+                continue; // an option this server does not implement (RFC 2347)
+            };
+            let in_range = |v: &u64| match known {
+                OPT_BLKSIZE => *v >= u64::from(BLKSIZE_MIN),
+                OPT_TIMEOUT => (1..=255).contains(v),
+                OPT_WINDOWSIZE => (1..=65535).contains(v),
+                _ => true,
+            };
             let Some(v) = std::str::from_utf8(value)
                 .ok()
                 .and_then(|s| s.parse::<u64>().ok())
+                .filter(in_range)
             else {
+                ignored.add(known);
                 continue;
             };
-            let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-            if is(OPT_BLKSIZE) && o.blksize.is_none() && v >= u64::from(BLKSIZE_MIN) {
-                // Larger than the RFC maximum: clamp rather than drop; the server clamps anyway.
-                o.blksize = Some(v.min(u64::from(BLKSIZE_MAX)) as u16);
-            } else if is(OPT_TSIZE) && o.tsize.is_none() {
-                o.tsize = Some(v);
-            } else if is(OPT_TIMEOUT) && o.timeout.is_none() && (1..=255).contains(&v) {
-                o.timeout = Some(v as u8);
-            } else if is(OPT_WINDOWSIZE) && o.windowsize.is_none() && (1..=65535).contains(&v) {
-                o.windowsize = Some(v as u16);
+            match known {
+                // Larger than the RFC maximum: clamp rather than drop, as RFC 2348 lets a
+                // server answer a smaller size; the session clamps to the MTU anyway.
+                OPT_BLKSIZE => o.blksize = o.blksize.or(Some(v.min(u64::from(BLKSIZE_MAX)) as u16)),
+                OPT_TSIZE => o.tsize = o.tsize.or(Some(v)),
+                OPT_TIMEOUT => o.timeout = o.timeout.or(Some(v as u8)),
+                _ => o.windowsize = o.windowsize.or(Some(v as u16)),
             }
         }
-        Ok(o)
+        Ok((o, ignored))
     }
 
     fn emit(&self, buf: &mut Vec<u8>) {
@@ -140,6 +180,8 @@ pub struct Request<'a> {
     pub filename: &'a [u8],
     pub mode: Mode,
     pub options: Options,
+    /// Known options dropped for their value.
+    pub ignored: Ignored,
 }
 
 /// One TFTP datagram.
@@ -162,6 +204,8 @@ pub enum ParseError {
     UnknownOpcode(u16),
     #[error("string field without NUL terminator")]
     Unterminated,
+    #[error("request without a transfer mode")]
+    NoMode,
     #[error("unknown transfer mode")]
     BadMode,
 }
@@ -172,11 +216,17 @@ impl<'a> Packet<'a> {
         Ok(match op {
             OP_RRQ | OP_WRQ => {
                 let (filename, rest) = split_nul(rest)?;
+                if rest.is_empty() {
+                    return Err(ParseError::NoMode);
+                }
                 let (mode, rest) = split_nul(rest)?;
+                let mode = Mode::parse(mode).ok_or(ParseError::BadMode)?;
+                let (options, ignored) = Options::parse(rest)?;
                 let req = Request {
                     filename,
-                    mode: Mode::parse(mode).ok_or(ParseError::BadMode)?,
-                    options: Options::parse(rest)?,
+                    mode,
+                    options,
+                    ignored,
                 };
                 if op == OP_RRQ {
                     Packet::Read(req)
@@ -197,7 +247,7 @@ impl<'a> Packet<'a> {
                 let message = rest.split(|&c| c == 0).next().unwrap_or_default();
                 Packet::Error { code, message }
             }
-            OP_OACK => Packet::Oack(Options::parse(rest)?),
+            OP_OACK => Packet::Oack(Options::parse(rest)?.0),
             other => return Err(ParseError::UnknownOpcode(other)),
         })
     }
@@ -325,12 +375,26 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_options_are_dropped() {
+    fn out_of_range_options_are_dropped_and_named() {
         let b = b"\x00\x01f\x00octet\x00blksize\x007\x00timeout\x000\x00windowsize\x0070000\x00tsize\x00x\x00";
         let Packet::Read(r) = Packet::parse(b).unwrap() else {
             panic!()
         };
         assert!(r.options.is_empty());
+        assert_eq!(
+            r.ignored.names().collect::<Vec<_>>(),
+            [OPT_BLKSIZE, OPT_TSIZE, OPT_TIMEOUT, OPT_WINDOWSIZE]
+        );
+        // A bad first occurrence is ignored and counted; a good later one is taken.
+        let b = b"\x00\x01f\x00octet\x00blksize\x000\x00BLKSIZE\x001024\x00windowsize\x000\x00";
+        let Packet::Read(r) = Packet::parse(b).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.options.blksize, Some(1024));
+        assert_eq!(
+            r.ignored.names().collect::<Vec<_>>(),
+            [OPT_BLKSIZE, OPT_WINDOWSIZE]
+        );
         let b = b"\x00\x01f\x00octet\x00blksize\x0099999\x00";
         let Packet::Read(r) = Packet::parse(b).unwrap() else {
             panic!()
@@ -353,6 +417,11 @@ mod tests {
         );
         assert_eq!(
             Packet::parse(b"\x00\x01file"),
+            Err(ParseError::Unterminated)
+        );
+        assert_eq!(Packet::parse(b"\x00\x01file\x00"), Err(ParseError::NoMode));
+        assert_eq!(
+            Packet::parse(b"\x00\x01file\x00oct"),
             Err(ParseError::Unterminated)
         );
         assert_eq!(
