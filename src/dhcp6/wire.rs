@@ -14,7 +14,10 @@ pub const SERVER_PORT: u16 = 547;
 pub const CLIENT_PORT: u16 = 546;
 /// All_DHCP_Relay_Agents_and_Servers (RFC 8415 §7.1).
 pub const ALL_SERVERS_AND_RELAYS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 1, 2);
-/// Most relay agents a message may pass (RFC 8415 §7.6 HOP_COUNT_LIMIT).
+/// Most Relay-forward layers the server unwraps, and the hop count at which it stops.
+/// This is RFC 3315's HOP_COUNT_LIMIT. RFC 8415 §7.6 lowered the relays' own limit to 8,
+/// but relays built to RFC 3315 still forward up to 32 deep and a server has no reason
+/// to refuse them; the bound only keeps a forged nest from costing work.
 pub const HOP_COUNT_LIMIT: u8 = 32;
 
 /// Message types (RFC 8415 §7.3).
