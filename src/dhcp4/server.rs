@@ -152,9 +152,12 @@ pub struct Server {
 }
 
 /// What identifies a client: option 61, else hardware type + chaddr (RFC 2131 §4.2).
+/// An option 61 shorter than RFC 2132's minimum of two bytes (a type and at least one byte
+/// of identifier) identifies nobody: firmware that sent a bare type byte would otherwise
+/// all share one lease.
 fn client_key(p: &Packet) -> Vec<u8> {
     match p.options.get(opt::CLIENT_ID) {
-        Some(id) if !id.is_empty() => id.to_vec(),
+        Some(id) if id.len() >= 2 => id.to_vec(),
         _ => std::iter::once(p.htype)
             .chain(p.chaddr.iter().copied())
             .collect(),
@@ -609,6 +612,27 @@ mod tests {
         include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-discover.bin");
     const OVMF_REQUEST: &[u8] =
         include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-request.bin");
+
+    #[test]
+    fn client_ids_shorter_than_two_bytes_fall_back_to_the_mac() {
+        let mut s = server();
+        let mut got = Vec::new();
+        for (last, id) in [(1u8, &[][..]), (2, &[1][..]), (3, &[1][..])] {
+            let mut mac = MAC;
+            mac[5] = last;
+            let o = with(
+                &[53, 1, 1],
+                &[
+                    &tlv(93, &[0, 0]),
+                    &tlv(60, b"PXEClient:Arch:00000:UNDI:002001"),
+                    &tlv(61, id),
+                ],
+            );
+            got.push(reply(&s.handle(NOW, LOCAL, &request(mac, &o))).yiaddr);
+        }
+        got.dedup();
+        assert_eq!(got.len(), 3, "two machines shared an address: {got:?}");
+    }
 
     #[test]
     fn captured_ipxe_and_dhclient_discovers_are_refused() {
