@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod dhcp4_client;
+pub mod served;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
