@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -35,10 +36,11 @@ pub(super) struct Limits {
 /// After a failed accept (EMFILE, ENFILE, ENOBUFS), wait this long before the next one.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves one listener until `stop` turns true, then lets the connections finish their
-/// requests in flight (the caller bounds how long).
+/// Serves every listener until `stop` turns true, then lets the connections finish their
+/// requests in flight (the caller bounds how long). One loop accepts from all listeners,
+/// so the one slot it takes before accepting is the only one not serving a connection.
 pub(super) async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
@@ -55,7 +57,9 @@ pub(super) async fn serve(
             Err(_) => {
                 limits.metrics.connections_capped.inc();
                 if !capped {
-                    warn!(local = %listener.local_addr()?, "HTTP connection cap reached; new connections wait ([http] max_connections)");
+                    warn!(
+                        "HTTP connection cap reached; new connections wait ([http] max_connections)"
+                    );
                     capped = true;
                 }
                 tokio::select! {
@@ -65,7 +69,7 @@ pub(super) async fn serve(
             }
         };
         let (tcp, remote) = tokio::select! {
-            r = listener.accept() => match r {
+            r = accept(&listeners) => match r {
                 Ok(c) => c,
                 Err(e) => {
                     warn!(error = %e, "HTTP accept failed");
@@ -89,6 +93,20 @@ pub(super) async fn serve(
     }
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The next connection on any of `listeners`.
+async fn accept(listeners: &[TcpListener]) -> io::Result<(TcpStream, std::net::SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        listeners
+            .iter()
+            .find_map(|l| match l.poll_accept(cx) {
+                Poll::Ready(r) => Some(Poll::Ready(r)),
+                Poll::Pending => None,
+            })
+            .unwrap_or(Poll::Pending)
+    })
+    .await
 }
 
 /// Serves one connection; its slot is released when this returns.

@@ -25,7 +25,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::info;
 
 /// Everything the HTTP task needs.
@@ -109,19 +108,10 @@ pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Resul
         metrics: state.metrics.clone(),
     };
     let app = routes::router(state);
-    let mut servers = JoinSet::new();
-    for listener in listeners {
+    for listener in &listeners {
         info!(address = %listener.local_addr()?, max_connections = ctx.http.max_connections,
             request_timeout = ?ctx.http.request_timeout, "HTTP listening");
-        servers.spawn(conn::serve(
-            listener,
-            app.clone(),
-            limits.clone(),
-            shutdown.clone(),
-        ));
     }
-    while let Some(done) = servers.join_next().await {
-        done.map_err(io::Error::other)??;
-    }
+    conn::serve(listeners, app, limits, shutdown).await?;
     Ok(())
 }
