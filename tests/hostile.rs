@@ -64,14 +64,6 @@ fn assert_counted(s: &Served, family: &str, want: &BTreeMap<&str, u64>) {
     eprintln!("{family}: {want:?}");
 }
 
-/// A firmware DISCOVER from a fresh socket gets an OFFER.
-fn firmware_is_served(s: &Served) {
-    let sock = client_socket(&s.client, Ipv4Addr::UNSPECIFIED, 68);
-    let d = packet(MAC, true, Ipv4Addr::UNSPECIFIED, &firmware_opts(1, 0, &[]));
-    let r = ask(&sock, BCAST, &d, 5).expect("valid firmware DISCOVER not answered");
-    assert_eq!(decode(&r).0, 2, "not an OFFER");
-}
-
 #[test]
 fn malformed_dhcp4_is_refused_counted_and_valid_firmware_still_served() {
     let s = Served::start("hostile4", "", "");
@@ -185,7 +177,7 @@ fn malformed_dhcp4_is_refused_counted_and_valid_firmware_still_served() {
             ask(&sock, BCAST, &firmware_with(extra), 3).expect("valid odd DISCOVER not answered");
         assert_eq!(decode(&r).0, 2);
     }
-    firmware_is_served(&s);
+    s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
 }
 
@@ -365,7 +357,7 @@ fn malformed_dhcp6_and_deep_relays_are_refused_counted_and_valid_clients_still_s
     assert_counted(&s, "dhcp6_ignored_total", &tally(cases.iter().map(|c| c.1)));
     let plain = ask6(&sock, &solicit(&[]), 5).expect("valid Solicit not answered");
     assert_advertise_with_url(&plain);
-    firmware_is_served(&s);
+    s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
 }
 
@@ -499,6 +491,6 @@ fn hostile_tftp_requests_are_refused_or_ignored_counted_and_files_still_served()
     }
     assert!(s.lab.log().contains("tftp: option ignored"));
     assert_eq!(c.fetch(&rrq(b"undionly.kpxe", b"")).1, file);
-    firmware_is_served(&s);
+    s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
 }

@@ -98,6 +98,20 @@ impl Served {
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// A firmware DISCOVER from a fresh socket gets an OFFER.
+    pub fn firmware_is_served(&self) {
+        use super::dhcp4_client::*;
+        let sock = client_socket(&self.client, std::net::Ipv4Addr::UNSPECIFIED, 68);
+        let d = packet(
+            [0x52, 0x54, 0, 0x77, 0, 1],
+            true,
+            std::net::Ipv4Addr::UNSPECIFIED,
+            &firmware_opts(1, 0, &[]),
+        );
+        let r = ask(&sock, BCAST, &d, 5).expect("valid firmware DISCOVER not answered");
+        assert_eq!(decode(&r).0, 2, "not an OFFER");
+    }
+
     pub fn healthz(&self) -> bool {
         self.curl("/healthz", 5).is_some_and(|b| b.contains("ok"))
     }
