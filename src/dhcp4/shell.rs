@@ -121,6 +121,10 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
             result, persist, ..
         } = out;
         let reply = result.ok();
+        if reply.is_none() && persist.is_none() {
+            // Refused and counted: no task, so a flood of refusals costs no allocations.
+            continue;
+        }
         let (sock, writer, metrics, iface, neighbour_ok) = (
             sock.clone(),
             ctx.writer.clone(),
