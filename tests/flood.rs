@@ -128,6 +128,7 @@ fn ten_thousand_ipxe_discovers_get_no_reply_and_each_is_counted_or_dropped() {
     assert_eq!(read + dropped, total);
     assert_eq!(refused + offers, read);
     assert_eq!(replies, 0, "iPXE DISCOVERs were answered");
+    assert!(s.lab.log().contains("reason=ipxe"), "refusals not logged");
     s.firmware_is_served();
     assert_memory_bounded("iPXE flood", rss0, s.rss_kib());
     assert!(s.alive());
@@ -347,6 +348,10 @@ fn a_thousand_tftp_requests_from_different_ports_hit_the_session_caps() {
         silent as u64 <= dropped,
         "{silent} unanswered but {dropped} dropped by the kernel"
     );
+    let log = s.lab.log();
+    for reason in ["too_many_transfers", "too_many_for_client"] {
+        assert!(log.contains(reason), "refusal {reason} not logged");
+    }
     // The held sessions time out (they never ACK), freeing their slots.
     let timed_out = wait_until(Duration::from_secs(20), || {
         counter(
@@ -480,6 +485,15 @@ fn slow_http_clients_are_closed_after_the_timeout_and_the_cap_holds() {
     assert!(
         counter(&m, "sixboot_http_connections_capped_total") >= 1,
         "{m}"
+    );
+    let log = s.lab.log();
+    assert!(
+        log.contains("no complete request head in time"),
+        "timeouts not logged"
+    );
+    assert!(
+        log.contains("HTTP connection cap reached"),
+        "cap not logged"
     );
     // Only the connection asking for /metrics is open.
     assert_eq!(counter(&m, "sixboot_http_connections_open"), 1, "{m}");
