@@ -153,7 +153,8 @@ pub struct HttpMetrics {
     /// Connections being served now.
     pub connections_open: Gauge,
     /// Connections the server closed before the client was done, by reason
-    /// (`header_timeout`: no complete request head within `[http] request_timeout`).
+    /// (`header_timeout`: no complete request head within `[http] request_timeout`;
+    /// `send_timeout`: a response write waited `[http] send_timeout`).
     pub connections_dropped: Labeled,
     /// Times a connection had to wait in the backlog because `[http] max_connections`
     /// were open.

@@ -501,3 +501,64 @@ fn slow_http_clients_are_closed_after_the_timeout_and_the_cap_holds() {
     assert_memory_bounded("slow HTTP", rss0, s.rss_kib());
     assert!(s.alive());
 }
+
+#[test]
+fn a_client_that_stops_reading_is_closed_after_the_send_timeout() {
+    const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+    let s = Served::start(
+        "floodslowread",
+        "",
+        &format!("send_timeout = {}", SEND_TIMEOUT.as_secs()),
+    );
+    // Far more than the socket buffers on both ends hold.
+    s.lab.write("http/big.bin", pattern(32 << 20));
+    let rss0 = s.rss_kib();
+    let t0 = Instant::now();
+    let reader = in_netns(&s.client, || {
+        let c = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        c.set_recv_buffer_size(4096).unwrap();
+        c.connect(&SockAddr::from(
+            "192.168.1.1:8080".parse::<SocketAddr>().unwrap(),
+        ))
+        .unwrap();
+        let mut c: TcpStream = c.into();
+        c.write_all(b"GET /big.bin HTTP/1.1\r\nHost: 192.168.1.1\r\n\r\n")
+            .unwrap();
+        c
+    });
+    let series = "sixboot_http_connections_dropped_total{reason=\"send_timeout\"}";
+    let closed = wait_until(Duration::from_secs(30), || {
+        counter(&s.metrics(), series) == 1
+    });
+    let took = t0.elapsed();
+    eprintln!("slow reader: closed after {took:?} (send_timeout {SEND_TIMEOUT:?})");
+    assert!(closed, "a client that stopped reading was not closed");
+    assert!(took >= SEND_TIMEOUT, "closed before the timeout: {took:?}");
+    // The server's end is gone: reading on drains what was buffered, then ends.
+    let mut reader = reader;
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let end = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got += n,
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    assert!(
+        matches!(end, Ok(()) | Err(std::io::ErrorKind::ConnectionReset)),
+        "{end:?}"
+    );
+    assert!(got < 32 << 20, "the whole file arrived: {got} bytes");
+    assert!(
+        s.lab
+            .log()
+            .contains("the client stopped taking the response")
+    );
+    assert!(s.healthz());
+    assert_memory_bounded("slow reader", rss0, s.rss_kib());
+    assert!(s.alive());
+}

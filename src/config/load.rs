@@ -367,6 +367,9 @@ fn http(r: &mut Reader, mut t: Table, base: &Path, checks: Checks) -> Option<Htt
     let request_timeout = r
         .int(&mut t, "request_timeout", 1..3601)
         .map_or(10, |v| v.value as u64);
+    let send_timeout = r
+        .int(&mut t, "send_timeout", 1..3601)
+        .map_or(60, |v| v.value as u64);
     let listen: Vec<SocketAddr> = listen
         .map(|l| l.value.into_iter().map(|s| s.value).collect())
         .unwrap_or_default();
@@ -383,6 +386,7 @@ fn http(r: &mut Reader, mut t: Table, base: &Path, checks: Checks) -> Option<Htt
         templates,
         max_connections,
         request_timeout: std::time::Duration::from_secs(request_timeout),
+        send_timeout: std::time::Duration::from_secs(send_timeout),
     })
 }
 
@@ -652,9 +656,10 @@ mod tests {
             .unwrap();
         assert_eq!(h.max_connections, 1024);
         assert_eq!(h.request_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(h.send_timeout, std::time::Duration::from_secs(60));
         let set = contract().replace(
             "root = \"http\"",
-            "root = \"http\"\nmax_connections = 16\nrequest_timeout = 3",
+            "root = \"http\"\nmax_connections = 16\nrequest_timeout = 3\nsend_timeout = 5",
         );
         let h = parse(&set, "x.toml", Path::new("."), Checks::FileOnly)
             .unwrap()
@@ -662,13 +667,15 @@ mod tests {
             .unwrap();
         assert_eq!(h.max_connections, 16);
         assert_eq!(h.request_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(h.send_timeout, std::time::Duration::from_secs(5));
         let bad = contract().replace(
             "root = \"http\"",
-            "root = \"http\"\nmax_connections = 0\nrequest_timeout = \"5s\"",
+            "root = \"http\"\nmax_connections = 0\nrequest_timeout = \"5s\"\nsend_timeout = 0",
         );
         let out = errors(&bad);
         assert!(out.contains("max_connections = 0 is out of range"), "{out}");
         assert!(out.contains("request_timeout must be an integer"), "{out}");
+        assert!(out.contains("send_timeout = 0 is out of range"), "{out}");
     }
 
     #[test]

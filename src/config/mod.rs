@@ -96,6 +96,9 @@ pub struct Http {
     /// How long a client has to send a complete request head, on a new connection and
     /// between requests on a kept-alive one; a slow or idle client is closed after it.
     pub request_timeout: std::time::Duration,
+    /// How long one write of a response may wait for the client to take more; a client
+    /// that stops reading is closed after it instead of holding its connection.
+    pub send_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,8 @@
 //! instead of held; and at most `[http] max_connections` connections are served at once,
 //! across all listeners. Past the cap, new connections wait in the kernel's backlog until
 //! a slot frees, rather than being refused: a booting machine that arrives during a flood
-//! is served late, not turned away.
+//! is served late, not turned away. A client that stops reading a response is closed once
+//! a write has waited `[http] send_timeout`, so it cannot hold its slot either.
 
 use super::routes::Peer;
 use crate::metrics::{HttpMetrics, inc};
@@ -30,6 +31,7 @@ pub(super) struct Limits {
     /// One permit per connection being served.
     pub slots: Arc<Semaphore>,
     pub request_timeout: Duration,
+    pub send_timeout: Duration,
     pub metrics: HttpMetrics,
 }
 
@@ -125,7 +127,10 @@ async fn connection(
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.request_timeout)
-        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        .serve_connection(
+            stalling(tcp, limits.send_timeout),
+            TowerToHyperService::new(service),
+        );
     tokio::pin!(conn);
     let m = &limits.metrics;
     m.connections_open.inc();
@@ -143,8 +148,37 @@ async fn connection(
             inc(&m.connections_dropped, "reason", "header_timeout");
             debug!(client = %peer.remote, timeout = ?limits.request_timeout, "HTTP connection closed: no complete request head in time");
         }
+        Err(e) if write_timed_out(&e) => {
+            inc(&m.connections_dropped, "reason", "send_timeout");
+            debug!(client = %peer.remote, timeout = ?limits.send_timeout, "HTTP connection closed: the client stopped taking the response");
+        }
         Err(e) => debug!(client = %peer.remote, error = %e, "HTTP connection ended with an error"),
     }
+}
+
+/// The connection, with writes that fail with `TimedOut` once one has waited `limit`
+/// without the client taking any more bytes.
+fn stalling(
+    tcp: TcpStream,
+    limit: Duration,
+) -> TokioIo<std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<TcpStream>>>> {
+    let mut io = tokio_io_timeout::TimeoutStream::new(tcp);
+    io.set_write_timeout(Some(limit));
+    TokioIo::new(Box::pin(io))
+}
+
+/// Whether hyper gave up because a write to the client stalled (see [`stalling`]).
+fn write_timed_out(e: &hyper::Error) -> bool {
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).

@@ -105,6 +105,7 @@ pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Resul
     let limits = conn::Limits {
         slots: Arc::new(tokio::sync::Semaphore::new(ctx.http.max_connections)),
         request_timeout: ctx.http.request_timeout,
+        send_timeout: ctx.http.send_timeout,
         metrics: state.metrics.clone(),
     };
     let app = routes::router(state);
