@@ -7,9 +7,9 @@
 mod common;
 
 use common::dhcp4_client::*;
-use common::served::{CLIENT_V4, Served, counter, pattern};
+use common::served::{CLIENT_V4, Served, counter, icmpv6_socket, pattern};
 use common::{cmd_in, exec_in, in_netns, wait_until};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr, Socket, Type};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -134,19 +134,6 @@ fn ten_thousand_ipxe_discovers_get_no_reply_and_each_is_counted_or_dropped() {
     assert!(s.alive());
 }
 
-/// An ICMPv6 socket on the client's eth0 that sends with hop limit 255, as RS must.
-fn icmpv6_socket(ns: &str) -> (Socket, u32) {
-    in_netns(ns, || {
-        let ifindex = nix::net::if_::if_nametoindex("eth0").unwrap();
-        let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
-        s.bind_device(Some(b"eth0")).unwrap();
-        s.set_multicast_if_v6(ifindex).unwrap();
-        s.set_multicast_hops_v6(255).unwrap();
-        s.set_nonblocking(true).unwrap();
-        (s, ifindex)
-    })
-}
-
 #[test]
 fn ten_thousand_router_solicitations_and_the_ra_rate_limit_holds() {
     const N: u64 = 10_000;
@@ -163,7 +150,7 @@ fn ten_thousand_router_solicitations_and_the_ra_rate_limit_holds() {
         &s.lab.ns,
         &["sysctl", "-qw", "net.ipv6.conf.br0.router_solicitations=0"],
     );
-    let (sock, ifindex) = icmpv6_socket(&s.client);
+    let (sock, ifindex) = icmpv6_socket(&s.client, 255);
     let all_routers = SockAddr::from(SocketAddrV6::new(
         "ff02::2".parse::<Ipv6Addr>().unwrap(),
         0,

@@ -1,5 +1,5 @@
 //! Hostile input over real sockets against a real `sixboot serve`: malformed and lying
-//! DHCPv4, DHCPv6 and TFTP packets from a client namespace. After each barrage sixboot
+//! DHCPv4, DHCPv6, router discovery and TFTP packets from a client namespace. After each barrage sixboot
 //! must be alive, still serve valid clients, and have counted every refusal in /metrics
 //! by reason (exactly as many as were sent) and logged it.
 //!
@@ -9,7 +9,7 @@ mod common;
 
 use common::dhcp4_client::*;
 use common::in_netns;
-use common::served::{CLIENT_V4, CLIENT_V6, Served, counter, pattern};
+use common::served::{CLIENT_V4, CLIENT_V6, Served, counter, icmpv6_socket, pattern};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -491,6 +491,83 @@ fn hostile_tftp_requests_are_refused_or_ignored_counted_and_files_still_served()
     }
     assert!(s.lab.log().contains("tftp: option ignored"));
     assert_eq!(c.fetch(&rrq(b"undionly.kpxe", b"")).1, file);
+    s.firmware_is_served();
+    assert!(s.alive(), "sixboot died");
+}
+
+#[test]
+fn malformed_and_forged_router_discovery_is_ignored_counted_and_rdisc6_still_served() {
+    let s = Served::start("hostilera", "", "");
+    let all_routers = |ifindex| {
+        socket2::SockAddr::from(std::net::SocketAddrV6::new(
+            "ff02::2".parse().unwrap(),
+            0,
+            0,
+            ifindex,
+        ))
+    };
+    let rs = |code: u8, opts: &[u8]| [&[133, code, 0, 0, 0, 0, 0, 0][..], opts].concat();
+    let sll = [1, 1, 0x52, 0x54, 0, 0x66, 0, 3];
+    // From eth0's link-local address with hop limit 255, as router discovery must be.
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (vec![133, 0, 0, 0], "truncated"),
+        (vec![134, 0, 0, 0, 0, 0, 0, 0], "truncated"),
+        (rs(1, &sll), "bad_code"),
+        (rs(0, &[1, 0, 0x52, 0x54, 0, 0x66, 0, 3]), "bad_option"),
+        (rs(0, &[1, 2, 0x52, 0x54, 0, 0x66, 0, 3]), "bad_option"),
+        (
+            rs(
+                0,
+                &[[1, 1, 0, 0, 0, 0, 0, 0], [3, 4, 0, 0, 0, 0, 0, 0]].concat(),
+            ),
+            "bad_option",
+        ),
+    ];
+    let (sock, ifindex) = icmpv6_socket(&s.client, 255);
+    for (m, _) in &cases {
+        sock.send_to(m, &all_routers(ifindex)).unwrap();
+    }
+    // Crossed a router (hop limit 64): a well-formed RS that must not be believed.
+    let (low, _) = icmpv6_socket(&s.client, 64);
+    low.send_to(&rs(0, &sll), &all_routers(ifindex)).unwrap();
+    // An RA from a global address: RAs come only from link-local ones.
+    let (global, _) = icmpv6_socket(&s.client, 255);
+    global
+        .bind(
+            &std::net::SocketAddr::from((CLIENT_V6.parse::<std::net::Ipv6Addr>().unwrap(), 0))
+                .into(),
+        )
+        .unwrap();
+    let ra = [134u8, 0, 0, 0, 64, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    global
+        .send_to(
+            &ra,
+            &socket2::SockAddr::from(std::net::SocketAddrV6::new(
+                "ff02::1".parse().unwrap(),
+                0,
+                0,
+                ifindex,
+            )),
+        )
+        .unwrap();
+    let mut want = tally(cases.iter().map(|c| c.1));
+    want.insert("hop_limit", 1);
+    want.insert("not_link_local", 1);
+    let settled = common::wait_until(Duration::from_secs(5), || {
+        let m = s.metrics();
+        want.iter()
+            .all(|(r, n)| counter(&m, &format!("sixboot_ra_ignored_total{{reason=\"{r}\"}}")) >= *n)
+    });
+    assert!(settled, "not all counted:\n{}", s.metrics());
+    assert_counted(&s, "ra_ignored_total", &want);
+    let out = common::cmd_in(&s.client, "timeout")
+        .args(["30", "rdisc6", "-1", "-r", "10", "-w", "2000", "eth0"])
+        .output()
+        .expect("run rdisc6");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("fd00:1::/64"),
+        "rdisc6 got no RA"
+    );
     s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
 }

@@ -177,3 +177,18 @@ pub fn counter(metrics: &str, series: &str) -> u64 {
                 .expect("a number") as u64
         })
 }
+
+/// A raw ICMPv6 socket on `ns`'s eth0 that sends multicast with `hop_limit` (RS and RA
+/// must carry 255), and eth0's interface index for scoped addresses.
+pub fn icmpv6_socket(ns: &str, hop_limit: u32) -> (socket2::Socket, u32) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    super::in_netns(ns, move || {
+        let ifindex = nix::net::if_::if_nametoindex("eth0").unwrap();
+        let s = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+        s.bind_device(Some(b"eth0")).unwrap();
+        s.set_multicast_if_v6(ifindex).unwrap();
+        s.set_multicast_hops_v6(hop_limit).unwrap();
+        s.set_nonblocking(true).unwrap();
+        (s, ifindex)
+    })
+}
