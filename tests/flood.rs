@@ -386,7 +386,7 @@ fn slow_http_clients_are_closed_after_the_timeout_and_the_cap_holds() {
     const CAP: usize = 4;
     const TIMEOUT: Duration = Duration::from_secs(2);
     const SLOW: usize = 2 * CAP;
-    let s = Served::start(
+    let mut s = Served::start(
         "floodhttp",
         "",
         &format!(
@@ -502,6 +502,19 @@ fn slow_http_clients_are_closed_after_the_timeout_and_the_cap_holds() {
     assert!(s.healthz());
     assert_memory_bounded("slow HTTP", rss0, s.rss_kib());
     assert!(s.alive());
+    // A stop is not held up by a client that is still slow at it.
+    let _slow = in_netns(&client, || {
+        let mut c = TcpStream::connect("192.168.1.1:8080").unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+        c
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let asked = Instant::now();
+    assert!(s.stop_cleanly(), "sixboot did not stop cleanly");
+    eprintln!(
+        "slow HTTP: stopped {:?} after SIGTERM with a slow client connected",
+        asked.elapsed()
+    );
 }
 
 #[test]

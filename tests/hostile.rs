@@ -66,7 +66,7 @@ fn assert_counted(s: &Served, family: &str, want: &BTreeMap<&str, u64>) {
 
 #[test]
 fn malformed_dhcp4_is_refused_counted_and_valid_firmware_still_served() {
-    let s = Served::start("hostile4", "", "");
+    let mut s = Served::start("hostile4", "", "");
     let sock = client_socket(&s.client, Ipv4Addr::UNSPECIFIED, 68);
 
     let mut hlen17 = firmware_with(tlv(12, b"x"));
@@ -179,6 +179,7 @@ fn malformed_dhcp4_is_refused_counted_and_valid_firmware_still_served() {
     }
     s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
+    assert!(s.stop_cleanly(), "sixboot did not stop cleanly");
 }
 
 /// A DHCPv6 option.
@@ -284,7 +285,7 @@ fn assert_advertise_with_url(m: &[u8]) {
 
 #[test]
 fn malformed_dhcp6_and_deep_relays_are_refused_counted_and_valid_clients_still_served() {
-    let s = Served::start("hostile6", "", "");
+    let mut s = Served::start("hostile6", "", "");
     let sock = in_netns(&s.client, || {
         let sock = UdpSocket::bind(format!("[{CLIENT_V6}]:546")).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -359,6 +360,7 @@ fn malformed_dhcp6_and_deep_relays_are_refused_counted_and_valid_clients_still_s
     assert_advertise_with_url(&plain);
     s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
+    assert!(s.stop_cleanly(), "sixboot did not stop cleanly");
 }
 
 /// A raw TFTP client in the client namespace.
@@ -429,7 +431,7 @@ fn rrq(name: &[u8], rest: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hostile_tftp_requests_are_refused_or_ignored_counted_and_files_still_served() {
-    let s = Served::start("hostiletftp", "", "");
+    let mut s = Served::start("hostiletftp", "", "");
     let root = s.lab.dir.path().join("tftp");
     std::fs::create_dir_all(root.join("ünï")).unwrap();
     std::fs::write(root.join("ünï/☃.efi"), b"utf-8 name").unwrap();
@@ -493,11 +495,12 @@ fn hostile_tftp_requests_are_refused_or_ignored_counted_and_files_still_served()
     assert_eq!(c.fetch(&rrq(b"undionly.kpxe", b"")).1, file);
     s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
+    assert!(s.stop_cleanly(), "sixboot did not stop cleanly");
 }
 
 #[test]
 fn malformed_and_forged_router_discovery_is_ignored_counted_and_rdisc6_still_served() {
-    let s = Served::start("hostilera", "", "");
+    let mut s = Served::start("hostilera", "", "");
     let all_routers = |ifindex| {
         socket2::SockAddr::from(std::net::SocketAddrV6::new(
             "ff02::2".parse().unwrap(),
@@ -570,4 +573,5 @@ fn malformed_and_forged_router_discovery_is_ignored_counted_and_rdisc6_still_ser
     );
     s.firmware_is_served();
     assert!(s.alive(), "sixboot died");
+    assert!(s.stop_cleanly(), "sixboot did not stop cleanly");
 }

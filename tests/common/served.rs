@@ -132,6 +132,11 @@ impl Served {
             .expect("VmRSS in /proc/PID/status")
     }
 
+    /// Stops the server with SIGTERM; whether it exited cleanly (within the lab's bound).
+    pub fn stop_cleanly(&mut self) -> bool {
+        self.lab.stop(self.pid).is_some_and(|st| st.success())
+    }
+
     /// Whether the server process still runs (not a zombie).
     pub fn alive(&self) -> bool {
         std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
