@@ -134,6 +134,55 @@ fn ten_thousand_ipxe_discovers_get_no_reply_and_each_is_counted_or_dropped() {
     assert!(s.alive());
 }
 
+/// The same 10k iPXE DISCOVERs, sent in bursts of 100 no faster than sixboot reads them
+/// (each burst waits for the socket's queue to empty): nothing is dropped, so the
+/// refusal counter must rise by exactly 10k, and 10k distinct MACs' worth of per-client
+/// state must still fit the memory bound.
+#[test]
+fn ten_thousand_ipxe_discovers_at_reading_pace_are_all_refused_and_counted() {
+    const N: u32 = 10_000;
+    let s = Served::start("paceipxe", "", "");
+    let sock = client_socket(&s.client, Ipv4Addr::UNSPECIFIED, 68);
+    sock.set_nonblocking(true).unwrap();
+    let m0 = s.metrics();
+    let (rss0, drops0, ipxe0) = (s.rss_kib(), s.udp_rcvbuf_errors(), counter(&m0, IPXE));
+    let started = Instant::now();
+    let mut replies = 0;
+    let mut buf = [0u8; 1500];
+    for i in 0..N {
+        let mut mac = [0x52, 0x54, 1, 0, 0, 0];
+        mac[3..].copy_from_slice(&i.to_be_bytes()[1..]);
+        sock.send_to(
+            &packet(mac, true, Ipv4Addr::UNSPECIFIED, &ipxe_opts(1)),
+            BCAST,
+        )
+        .unwrap();
+        if i % 100 == 99 {
+            let drained = wait_until(Duration::from_secs(10), || s.udp_rx_queue(67) == 0);
+            assert!(drained, "sixboot stopped reading");
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                replies += usize::from(n >= 240 && buf[0] == 2);
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(180), "too slow");
+    }
+    let mut counted = 0;
+    let all = wait_until(Duration::from_secs(10), || {
+        counted = counter(&s.metrics(), IPXE) - ipxe0;
+        counted >= u64::from(N)
+    });
+    let dropped = s.udp_rcvbuf_errors() - drops0;
+    eprintln!(
+        "paced iPXE flood: {N} sent in {:?}, {counted} refused and counted, {dropped} dropped, {replies} replies",
+        started.elapsed()
+    );
+    assert!(all, "only {counted} of {N} counted ({dropped} dropped)");
+    assert_eq!((counted, dropped, replies), (u64::from(N), 0, 0));
+    s.firmware_is_served();
+    assert_memory_bounded("paced iPXE flood", rss0, s.rss_kib());
+    assert!(s.alive());
+}
+
 #[test]
 fn ten_thousand_router_solicitations_and_the_ra_rate_limit_holds() {
     const N: u64 = 10_000;

@@ -157,6 +157,22 @@ impl Served {
         values.split_whitespace().nth(at).unwrap().parse().unwrap()
     }
 
+    /// Bytes waiting in the receive queues of the server's IPv4 UDP sockets on `port`
+    /// (`rx_queue` of /proc/PID/net/udp, which shows the process's own namespace).
+    pub fn udp_rx_queue(&self, port: u16) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/net/udp", self.pid))
+            .expect("sixboot is not running");
+        let port = format!(":{port:04X}");
+        text.lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f[1].ends_with(&port)
+                    .then(|| u64::from_str_radix(f[4].split(':').nth(1)?, 16).ok())?
+            })
+            .sum()
+    }
+
     /// Packets dropped on the server's raw ICMPv6 sockets (the `drops` column of
     /// /proc/net/raw6), all sockets together.
     pub fn raw6_drops(&self) -> u64 {
