@@ -8,7 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod capture;
 pub mod dhcp4_client;
+pub mod dhcp6_client;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
