@@ -1,0 +1,130 @@
+//! Least privilege: `sixboot serve` runs as `nobody` with only the three capabilities
+//! dist/sixboot.service grants (CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_NET_ADMIN), and
+//! still answers firmware with a unicast OFFER (a neighbour entry: CAP_NET_ADMIN), a lease
+//! and a TFTP file, reading roots it cannot write.
+
+mod common;
+
+use common::dhcp4_client::*;
+use common::{Lab, cmd_in, exec_in};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+
+const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const CAPS: &str = "+net_bind_service,+net_raw,+net_admin";
+/// CapEff of a process holding exactly those: bits 10, 12 and 13.
+const CAP_EFF: &str = "0000000000003400";
+
+/// A line of /proc/PID/status, such as `Uid:`.
+fn status(pid: u32, key: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn serves_dhcp4_and_tftp_as_nobody_with_three_capabilities() {
+    let mut lab = Lab::new("nobody");
+    // The first pool address, so the client's kernel accepts the unicast OFFER.
+    let c = lab.client("c", Some("192.168.1.10/24"), None);
+    exec_in(
+        &c,
+        &["ip", "link", "set", "eth0", "address", "52:54:00:12:34:56"],
+    );
+    let nbp = lab.write("tftp/undionly.kpxe", b"bios nbp for nobody");
+    let cfg = lab.write(
+        "sixboot.toml",
+        r#"interface = "br0"
+state_dir = "state"
+
+[dhcp4]
+subnet = "192.168.1.0/24"
+pool = ["192.168.1.10", "192.168.1.254"]
+
+[boot]
+bios = "undionly.kpxe"
+
+[tftp]
+root = "tftp"
+"#,
+    );
+    // As the unit's StateDirectory= does: the state folder is the service user's, the rest
+    // (config, roots) root's and only readable.
+    let state = lab.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    nix::unistd::chown(&state, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let pid = lab.start_sixboot_under(
+        &[
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            &format!("--inh-caps={CAPS}"),
+            &format!("--ambient-caps={CAPS}"),
+        ],
+        &cfg,
+    );
+    assert!(
+        lab.wait_log("DHCPv4 listening", 30) && lab.wait_log("tftp: listening", 30),
+        "sixboot did not start as nobody:\n{}",
+        lab.log()
+    );
+    assert_eq!(
+        status(pid, "Uid:").split_whitespace().collect::<Vec<_>>(),
+        ["65534"; 4]
+    );
+    assert_eq!(status(pid, "CapEff:"), CAP_EFF);
+
+    let s = client_socket(&c, Ipv4Addr::UNSPECIFIED, 68);
+    let discover = packet(MAC, false, Ipv4Addr::UNSPECIFIED, &firmware_opts(1, 0, &[]));
+    let offer = ask(&s, BCAST, &discover, 10).expect("no unicast OFFER");
+    assert_eq!(decode(&offer).1, Ipv4Addr::new(192, 168, 1, 10));
+    let neigh =
+        String::from_utf8(lab.exec_ok(&["ip", "neigh", "show", "192.168.1.10"]).stdout).unwrap();
+    assert!(
+        neigh.contains("52:54:00:12:34:56"),
+        "no neighbour entry: {neigh}\n{}",
+        lab.log()
+    );
+    let (addr, file) = dora(&s, MAC, 0);
+    assert_eq!(
+        (addr, file.as_str()),
+        (Ipv4Addr::new(192, 168, 1, 10), "undionly.kpxe")
+    );
+
+    let got = lab.dir.path().join("got");
+    let out = cmd_in(&c, "tftp")
+        .args([
+            "-4",
+            "-m",
+            "binary",
+            "192.168.1.1",
+            "-c",
+            "get",
+            "undionly.kpxe",
+        ])
+        .arg(&got)
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::fs::read(&got).ok(),
+        std::fs::read(&nbp).ok(),
+        "TFTP get failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let db = std::fs::metadata(state.join("leases.sqlite")).expect("lease store made");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&db),
+        nobody.uid.as_raw()
+    );
+    let log = lab.log();
+    assert!(!log.contains("CAP_NET_ADMIN"), "{log}");
+    // The roots belong to root: nothing to warn about.
+    assert!(!log.contains("sixboot can write"), "{log}");
+}
