@@ -128,3 +128,64 @@ root = "tftp"
     // The roots belong to root: nothing to warn about.
     assert!(!log.contains("sixboot can write"), "{log}");
 }
+
+/// The values of `key=` lines in the unit, space-separated values split.
+fn unit_values(unit: &str, key: &str) -> Vec<String> {
+    unit.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .flat_map(|v| v.split_whitespace().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_unit_grants_the_tested_capabilities_and_verifies() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/sixboot.service");
+    let unit = std::fs::read_to_string(path).unwrap();
+    let tested: Vec<String> = CAPS
+        .split(',')
+        .map(|c| format!("CAP_{}", c.trim_start_matches('+').to_uppercase()))
+        .collect();
+    for key in ["AmbientCapabilities", "CapabilityBoundingSet"] {
+        assert_eq!(unit_values(&unit, key), tested, "{key}");
+    }
+    for (key, want) in [
+        ("User", "sixboot"),
+        ("ProtectSystem", "strict"),
+        ("StateDirectory", "sixboot"),
+        ("NoNewPrivileges", "yes"),
+        ("PrivateTmp", "yes"),
+        ("ProtectHome", "yes"),
+    ] {
+        assert_eq!(unit_values(&unit, key), [want], "{key}");
+    }
+    assert!(
+        unit_values(&unit, "ReadWritePaths").is_empty(),
+        "state only under StateDirectory="
+    );
+    // systemd-analyze checks the unit against the real unit set, in a scratch root that
+    // holds the binary where the unit expects it.
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("usr/local/bin");
+    let units = root.path().join("etc/systemd/system");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::create_dir_all(root.path().join("usr/lib/systemd")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_sixboot"), bin.join("sixboot")).unwrap();
+    std::fs::copy(path, units.join("sixboot.service")).unwrap();
+    common::run(
+        std::process::Command::new("cp")
+            .args(["-a", "/lib/systemd/system"])
+            .arg(root.path().join("usr/lib/systemd")),
+    );
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(units.join("sixboot.service"))
+        .output()
+        .expect("systemd-analyze (scripts/deps.sh test installs systemd)");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
