@@ -38,16 +38,15 @@ const LEASE_TIME: u64 = 600;
 
 fn config(lab: &Lab) -> PathBuf {
     lab.write("tftp/undionly.kpxe", b"bios nbp");
-    lab.write(
-        "sixboot.toml",
+    let text = format!(
         r#"interface = "br0"
 state_dir = "state"
 
 [dhcp4]
 subnet = "192.168.1.0/24"
 pool = ["192.168.1.10", "192.168.1.254"]
-lease_time = 600
-max_lease_time = 600
+lease_time = {LEASE_TIME}
+max_lease_time = {LEASE_TIME}
 
 [boot]
 bios = "undionly.kpxe"
@@ -58,10 +57,11 @@ root = "tftp"
 [ipv6]
 prefix = "fd00:1::/64"
 pool = ["fd00:1::1:0", "fd00:1::1:ffff"]
-lease_time = 600
+lease_time = {LEASE_TIME}
 router_advertisements = false
-"#,
-    )
+"#
+    );
+    lab.write("sixboot.toml", text)
 }
 
 /// Starts sixboot and waits (bounded) until both DHCP servers listen, reading only the
@@ -91,9 +91,24 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// perfdhcp under `timeout`; stopped with SIGTERM (which `timeout` passes on) if the test
+/// ends before it does.
+struct Perf(Child);
+
+impl Drop for Perf {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 /// perfdhcp in `ns`, bounded by its own test period and by `timeout`.
-fn perfdhcp(ns: &str, args: &[&str], out: &Path) -> Child {
-    cmd_in(ns, "timeout")
+fn perfdhcp(ns: &str, args: &[&str], out: &Path) -> Perf {
+    let child = cmd_in(ns, "timeout")
         .arg((LOAD_SECS + 30).to_string())
         .arg("perfdhcp")
         .args(["-r", PERF_RATE, "-R", PERF_CLIENTS, "-p"])
@@ -103,7 +118,8 @@ fn perfdhcp(ns: &str, args: &[&str], out: &Path) -> Child {
         .stdout(std::fs::File::create(out).unwrap())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start perfdhcp (scripts/deps.sh test installs kea-admin)")
+        .expect("start perfdhcp (scripts/deps.sh test installs kea-admin)");
+    Perf(child)
 }
 
 /// What one of our own streams saw: leases granted to it, and failures that can only mean
@@ -323,6 +339,74 @@ fn store(state_dir: &Path) -> HashMap<IpAddr, Row> {
     rows
 }
 
+/// What the grants and the store say together.
+struct Verdict {
+    /// The latest expiry granted to each (client, address).
+    latest: BTreeMap<(Holder, IpAddr), u64>,
+    /// Addresses granted to two clients.
+    doubled_on_wire: Vec<(IpAddr, BTreeSet<Holder>)>,
+    /// Clients granted two addresses.
+    moved: Vec<(Holder, BTreeSet<IpAddr>)>,
+    /// Grants the store does not hold: no row, not Bound, or expiring earlier.
+    lost: Vec<String>,
+    /// Granted addresses the store gives (Offered or Bound, unexpired) to someone else.
+    taken: Vec<String>,
+}
+
+fn judge(grants: &[Grant], rows: &HashMap<IpAddr, Row>, now: u64) -> Verdict {
+    let mut latest: BTreeMap<(Holder, IpAddr), u64> = BTreeMap::new();
+    let mut holders: HashMap<IpAddr, BTreeSet<Holder>> = HashMap::new();
+    let mut addrs_of: HashMap<Holder, BTreeSet<IpAddr>> = HashMap::new();
+    for g in grants {
+        let e = latest.entry((g.holder.clone(), g.addr)).or_default();
+        *e = (*e).max(g.expires());
+        holders.entry(g.addr).or_default().insert(g.holder.clone());
+        addrs_of.entry(g.holder.clone()).or_default().insert(g.addr);
+    }
+    let mut v = Verdict {
+        doubled_on_wire: holders.into_iter().filter(|(_, h)| h.len() > 1).collect(),
+        moved: addrs_of.into_iter().filter(|(_, a)| a.len() > 1).collect(),
+        lost: Vec::new(),
+        taken: Vec::new(),
+        latest: BTreeMap::new(),
+    };
+    // 2 s of slack on expiry: the wire timestamp is taken after the decision.
+    for ((holder, addr), expires) in &latest {
+        match rows.get(addr) {
+            Some(r) if r.holder != *holder && r.expires > now && r.state <= BOUND => v
+                .taken
+                .push(format!("{addr} granted to {holder:?}, stored {r:?}")),
+            Some(r) if r.holder == *holder && r.state == BOUND && r.expires + 2 >= *expires => {}
+            other => v.lost.push(format!(
+                "{addr} granted to {holder:?} until {expires}, stored {other:?}"
+            )),
+        }
+    }
+    v.latest = latest;
+    v
+}
+
+/// After the last restart, every granted client asks for its address again and must get
+/// it: an INIT-REBOOT REQUEST (v4), or a Renew from the namespace it was granted from (a
+/// DHCPv6 client is also its link-layer address: ours are in `me`, perfdhcp's in `p6`).
+fn ask_again(latest: &BTreeMap<(Holder, IpAddr), u64>, me: &str, p6: &str, server: &[u8]) {
+    let s4 = client_socket(me, Ipv4Addr::UNSPECIFIED, 68);
+    let own: BTreeSet<Holder> = (0..OWN_CLIENTS)
+        .map(|i| Holder::Duid(own_duid(i), 1))
+        .collect();
+    for (holder, addr) in latest.keys() {
+        let r = match (holder, addr) {
+            (Holder::Mac(mac), IpAddr::V4(a)) => rerequest(&s4, mac[..].try_into().unwrap(), *a),
+            (Holder::Duid(duid, iaid), IpAddr::V6(a)) => {
+                let ns = if own.contains(holder) { me } else { p6 };
+                renew6(ns, duid, *iaid, *a, server)
+            }
+            other => panic!("mixed-family grant {other:?}"),
+        };
+        r.unwrap_or_else(|e| panic!("after the last restart: {e}"));
+    }
+}
+
 fn perf_summary(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let grab = |key: &str| {
@@ -415,7 +499,7 @@ fn kill_9_under_v4_and_v6_load_loses_no_granted_lease_and_doubles_no_address() {
     load.stop.store(true, Ordering::SeqCst);
     let seen: Vec<Seen> = streams.into_iter().map(|t| t.join().unwrap()).collect();
     for mut p in [perf4, perf6] {
-        let _ = p.wait();
+        let _ = p.0.wait();
     }
 
     // One more crash with the load over: what was granted after the last start must
@@ -429,35 +513,14 @@ fn kill_9_under_v4_and_v6_load_loses_no_granted_lease_and_doubles_no_address() {
     let wrong: Vec<&String> = seen.iter().flat_map(|s| &s.wrong).collect();
     grants.extend(seen.iter().flat_map(|s| s.grants.iter().cloned()));
 
-    // The latest grant of each (client, address), and who was given each address.
-    let mut latest: BTreeMap<(Holder, IpAddr), u64> = BTreeMap::new();
-    let mut holders: HashMap<IpAddr, BTreeSet<Holder>> = HashMap::new();
-    let mut addrs_of: HashMap<Holder, BTreeSet<IpAddr>> = HashMap::new();
-    for g in &grants {
-        let e = latest.entry((g.holder.clone(), g.addr)).or_default();
-        *e = (*e).max(g.expires());
-        holders.entry(g.addr).or_default().insert(g.holder.clone());
-        addrs_of.entry(g.holder.clone()).or_default().insert(g.addr);
-    }
-    let doubled_on_wire: Vec<_> = holders.iter().filter(|(_, h)| h.len() > 1).collect();
-    let moved: Vec<_> = addrs_of.iter().filter(|(_, a)| a.len() > 1).collect();
-
-    // From the store: each granted lease is there, bound to its client, at least as long
-    // as it was granted for (2 s of slack: the wire timestamp is taken after the decision).
-    let state_dir = lab.dir.path().join("state");
-    let rows = store(&state_dir);
-    let now = unix_now();
-    let mut lost = Vec::new();
-    let mut taken = Vec::new();
-    for ((holder, addr), expires) in &latest {
-        match rows.get(addr) {
-            Some(r) if r.holder != *holder && r.expires > now && r.state <= BOUND => {
-                taken.push((addr, holder, r))
-            }
-            Some(r) if r.holder == *holder && r.state == BOUND && r.expires + 2 >= *expires => {}
-            other => lost.push((addr, holder, other)),
-        }
-    }
+    let rows = store(&lab.dir.path().join("state"));
+    let Verdict {
+        latest,
+        doubled_on_wire,
+        moved,
+        lost,
+        taken,
+    } = judge(&grants, &rows, unix_now());
     let v4 = latest.keys().filter(|(_, a)| a.is_ipv4()).count();
     let v6 = latest.len() - v4;
     eprintln!(
@@ -491,25 +554,10 @@ fn kill_9_under_v4_and_v6_load_loses_no_granted_lease_and_doubles_no_address() {
     assert!(wrong.is_empty(), "wrong answers during the load: {wrong:?}");
 
     // From fresh requests: every client gets its address back...
-    let s4 = client_socket(&me, Ipv4Addr::UNSPECIFIED, 68);
-    let server = server_duid.lock().unwrap().clone();
-    let own: BTreeSet<Holder> = (0..OWN_CLIENTS)
-        .map(|i| Holder::Duid(own_duid(i), 1))
-        .collect();
-    for (holder, addr) in latest.keys() {
-        let r = match (holder, addr) {
-            (Holder::Mac(mac), IpAddr::V4(a)) => rerequest(&s4, mac[..].try_into().unwrap(), *a),
-            (Holder::Duid(duid, iaid), IpAddr::V6(a)) => {
-                // A DHCPv6 client is also its link-layer address: ask from its namespace.
-                let ns = if own.contains(holder) { &me } else { &p6 };
-                renew6(ns, duid, *iaid, *a, &server)
-            }
-            other => panic!("mixed-family grant {other:?}"),
-        };
-        r.unwrap_or_else(|e| panic!("after the last restart: {e}"));
-    }
+    ask_again(&latest, &me, &p6, &server_duid.lock().unwrap());
     // ...and newcomers get none of them.
     let granted: BTreeSet<IpAddr> = latest.keys().map(|(_, a)| *a).collect();
+    let s4 = client_socket(&me, Ipv4Addr::UNSPECIFIED, 68);
     let mut fresh = BTreeSet::new();
     for i in 0..NEWCOMERS {
         let a4 = d4::dora(&s4, [0x52, 0x54, 0xee, 0, 0, i as u8], 0).0;
