@@ -1,11 +1,13 @@
 //! Least privilege: `sixboot serve` runs as `nobody` with only the three capabilities
 //! dist/sixboot.service grants (CAP_NET_BIND_SERVICE, CAP_NET_RAW, CAP_NET_ADMIN), and
 //! still answers firmware with a unicast OFFER (a neighbour entry: CAP_NET_ADMIN), a lease
-//! and a TFTP file, reading roots it cannot write.
+//! and a TFTP file, sends router advertisements (a raw ICMPv6 socket: CAP_NET_RAW), leases
+//! over DHCPv6 and serves HTTP, reading roots it cannot write.
 
 mod common;
 
 use common::dhcp4_client::*;
+use common::dhcp6_client::{self as d6, duid_uuid, ipxe_extras};
 use common::{Lab, cmd_in, exec_in};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -25,7 +27,7 @@ fn status(pid: u32, key: &str) -> String {
 }
 
 #[test]
-fn serves_dhcp4_and_tftp_as_nobody_with_three_capabilities() {
+fn serves_every_protocol_as_nobody_with_three_capabilities() {
     let mut lab = Lab::new("nobody");
     // The first pool address, so the client's kernel accepts the unicast OFFER.
     let c = lab.client("c", Some("192.168.1.10/24"), None);
@@ -34,6 +36,7 @@ fn serves_dhcp4_and_tftp_as_nobody_with_three_capabilities() {
         &["ip", "link", "set", "eth0", "address", "52:54:00:12:34:56"],
     );
     let nbp = lab.write("tftp/undionly.kpxe", b"bios nbp for nobody");
+    lab.write("http/hello.txt", b"served as nobody");
     let cfg = lab.write(
         "sixboot.toml",
         r#"interface = "br0"
@@ -48,6 +51,14 @@ bios = "undionly.kpxe"
 
 [tftp]
 root = "tftp"
+
+[ipv6]
+prefix = "fd00:1::/64"
+pool = ["fd00:1::100", "fd00:1::1ff"]
+
+[http]
+listen = ["[::]:8080"]
+root = "http"
 "#,
     );
     // As the unit's StateDirectory= does: the state folder is the service user's, the rest
@@ -70,7 +81,14 @@ root = "tftp"
         &cfg,
     );
     assert!(
-        lab.wait_log("DHCPv4 listening", 30) && lab.wait_log("tftp: listening", 30),
+        [
+            "DHCPv4 listening",
+            "tftp: listening",
+            "DHCPv6 server listening",
+            "HTTP listening"
+        ]
+        .iter()
+        .all(|l| lab.wait_log(l, 30)),
         "sixboot did not start as nobody:\n{}",
         lab.log()
     );
@@ -117,6 +135,29 @@ root = "tftp"
         "TFTP get failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let ra = cmd_in(&c, "timeout")
+        .args(["20", "rdisc6", "-1", "-r", "5", "-w", "2000", "eth0"])
+        .output()
+        .unwrap();
+    let ra = String::from_utf8_lossy(&ra.stdout);
+    assert!(ra.contains("fd00:1::/64"), "no RA: {ra}\n{}", lab.log());
+    let reply = d6::lease(&c, &duid_uuid(), 1, ipxe_extras());
+    assert_eq!(
+        d6::boot_url(&reply).as_deref(),
+        Some("http://[fd00:1::1]:8080/boot.ipxe")
+    );
+    let out = cmd_in(&c, "curl")
+        .args([
+            "-sS",
+            "-g",
+            "--max-time",
+            "20",
+            "http://[fd00:1::1]:8080/hello.txt",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "served as nobody");
 
     let db = std::fs::metadata(state.join("leases.sqlite")).expect("lease store made");
     assert_eq!(
