@@ -688,6 +688,39 @@ mod tests {
     }
 
     #[test]
+    fn system_checks_refuse_roots_others_can_write_and_warn_about_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "tftp/undionly.kpxe",
+            "tftp/snponly.efi",
+            "http/memtest86+x64.bin",
+        ] {
+            std::fs::create_dir_all(dir.path().join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("http/memtest86+x64.efi"), b"x").unwrap();
+        let cfg = parse(&contract(), "x.toml", dir.path(), Checks::System).unwrap();
+        // The test owns its tempdir, so sixboot could write both roots.
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        assert!(
+            cfg.warnings[0].starts_with("x.toml:") && cfg.warnings[0].contains(": warning: "),
+            "{:?}",
+            cfg.warnings
+        );
+        let http = dir.path().join("http");
+        std::fs::set_permissions(&http, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = parse(&contract(), "x.toml", dir.path(), Checks::System)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            out.contains(": http.root: refusing to serve") && out.contains("(mode 0777)"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
+    }
+
+    #[test]
     fn system_checks_find_missing_interface_and_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("tftp")).unwrap();
