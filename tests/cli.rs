@@ -209,3 +209,48 @@ fn explain_covers_dhcpv6_and_router_advertisements() {
         "{os}"
     );
 }
+
+#[test]
+fn check_and_serve_refuse_a_root_other_users_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = good_dir();
+    let cfg = write(d.path(), "ok.toml", GOOD);
+    let tftp = d.path().join("tftp");
+    std::fs::set_permissions(&tftp, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = cfg.display().to_string();
+    let want = format!(
+        "{f}:13:8: tftp.root: refusing to serve {}: {} is writable by every user (mode 0777)",
+        tftp.display(),
+        tftp.canonicalize().unwrap().display()
+    );
+    for cmd in ["check", "serve"] {
+        let out = sixboot()
+            .args([cmd, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains(&want), "{cmd}: missing `{want}` in:\n{err}");
+    }
+}
+
+#[test]
+fn check_warns_about_a_root_sixboot_itself_can_write() {
+    let d = good_dir();
+    let cfg = write(d.path(), "ok.toml", GOOD);
+    let out = sixboot()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{err}");
+    // These tests run as root (or as the tempdir's owner): sixboot can write the root.
+    let want = format!(
+        "{}:13:8: warning: tftp.root: sixboot can write {}",
+        cfg.display(),
+        d.path().join("tftp").display()
+    );
+    assert!(err.contains(&want), "missing `{want}` in:\n{err}");
+}

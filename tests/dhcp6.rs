@@ -4,14 +4,14 @@
 
 mod common;
 
-use common::{InProcess, Lab, cmd_in, in_netns, wait_until};
+use common::dhcp6_client::*;
+use common::{InProcess, Lab, cmd_in, wait_until};
 use dhcproto::v6::{self, DhcpOption, OptionCode};
-use dhcproto::{Decodable, Decoder, Encodable};
 use sixboot::config::{self, Checks};
 use sixboot::dhcp6::{self, Dhcp6Context, Dhcp6Metrics};
 use sixboot::policy::Policy;
 use sixboot::store::{SqliteStore, Store, Writer};
-use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,166 +46,6 @@ fn start(lab: &Lab, metrics: Dhcp6Metrics) -> InProcess<std::io::Result<()>> {
         };
         dhcp6::run(ctx, shutdown).await
     })
-}
-
-/// A DUID-UUID with the all-zero UUID QEMU gives without `-uuid`.
-fn duid_uuid() -> Vec<u8> {
-    let mut d = vec![0, 4];
-    d.extend_from_slice(&[0; 16]);
-    d
-}
-
-fn duid_llt(mac_last: u8) -> Vec<u8> {
-    vec![
-        0, 1, 0, 1, 0x2e, 0xc1, 0x22, 0x33, 0x52, 0x54, 0, 0x12, 0x34, mac_last,
-    ]
-}
-
-/// A client message as a firmware would build it.
-fn message(
-    t: v6::MessageType,
-    duid: &[u8],
-    iaid: u32,
-    extra: impl IntoIterator<Item = DhcpOption>,
-) -> v6::Message {
-    let mut m = v6::Message::new_with_id(t, [1, 2, 3]);
-    let o = m.opts_mut();
-    o.insert(DhcpOption::ClientId(duid.to_vec()));
-    o.insert(DhcpOption::ElapsedTime(0));
-    o.insert(DhcpOption::IANA(v6::IANA {
-        id: iaid,
-        t1: 0,
-        t2: 0,
-        opts: v6::DhcpOptions::new(),
-    }));
-    for e in extra {
-        o.insert(e);
-    }
-    m
-}
-
-/// Option 15 or 16 with one class instance, written raw: dhcproto 0.15 encodes these two
-/// with the instance count as the option length.
-fn class(code: OptionCode, enterprise: Option<u32>, data: &[u8]) -> DhcpOption {
-    let mut v = enterprise
-        .map(u32::to_be_bytes)
-        .unwrap_or_default()
-        .to_vec();
-    v.extend_from_slice(&(data.len() as u16).to_be_bytes());
-    v.extend_from_slice(data);
-    DhcpOption::Unknown(v6::UnknownOption::new(code, v))
-}
-
-fn ipxe_extras() -> Vec<DhcpOption> {
-    vec![
-        DhcpOption::ORO(v6::ORO {
-            opts: vec![
-                OptionCode::DomainNameServers,
-                OptionCode::DomainSearchList,
-                OptionCode::OptBootfileUrl,
-                OptionCode::OptBootfileParam,
-            ],
-        }),
-        class(
-            OptionCode::VendorClass,
-            Some(343),
-            b"PXEClient:Arch:00007:UNDI:003010",
-        ),
-        class(OptionCode::UserClass, None, b"iPXE"),
-    ]
-}
-
-fn edk2_extras() -> Vec<DhcpOption> {
-    vec![
-        DhcpOption::ORO(v6::ORO {
-            opts: vec![
-                OptionCode::OptBootfileUrl,
-                OptionCode::OptBootfileParam,
-                OptionCode::VendorClass,
-            ],
-        }),
-        DhcpOption::ClientArchType(vec![dhcproto::v4::Architecture::from(7u16)]),
-        class(
-            OptionCode::VendorClass,
-            Some(343),
-            b"PXEClient:Arch:00007:UNDI:003016",
-        ),
-    ]
-}
-
-/// Sends `m` to ff02::1:2 from port 546 in namespace `ns` and returns the first answer
-/// with its transaction id; retries (the server may still be starting), 8 tries of 1 s.
-fn exchange(ns: &str, m: &v6::Message) -> v6::Message {
-    let bytes = m.to_vec().expect("encode");
-    let xid = m.xid();
-    in_netns(ns, move || {
-        let sock = UdpSocket::bind("[::]:546").expect("bind client port");
-        sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-        let index = nix::net::if_::if_nametoindex("eth0").expect("eth0");
-        let to = SocketAddrV6::new("ff02::1:2".parse().unwrap(), 547, 0, index);
-        let mut buf = [0u8; 2048];
-        for _ in 0..8 {
-            sock.send_to(&bytes, to).expect("send");
-            while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                let r = v6::Message::decode(&mut Decoder::new(&buf[..n])).expect("decode reply");
-                if r.xid() == xid {
-                    return r;
-                }
-            }
-        }
-        panic!("no DHCPv6 answer in 8 s");
-    })
-}
-
-fn boot_url(m: &v6::Message) -> Option<String> {
-    match m.opts().get(OptionCode::OptBootfileUrl) {
-        Some(DhcpOption::Unknown(u)) => Some(String::from_utf8_lossy(u.data()).into_owned()),
-        _ => None,
-    }
-}
-
-fn address(m: &v6::Message) -> Ipv6Addr {
-    let Some(DhcpOption::IANA(ia)) = m.opts().get(OptionCode::IANA) else {
-        panic!("no IA_NA in {m}")
-    };
-    let Some(DhcpOption::IAAddr(a)) = ia.opts.get(OptionCode::IAAddr) else {
-        panic!("no address in {m}")
-    };
-    a.addr
-}
-
-fn server_id(m: &v6::Message) -> Vec<u8> {
-    match m.opts().get(OptionCode::ServerId) {
-        Some(DhcpOption::ServerId(s)) => s.clone(),
-        _ => panic!("no server id in {m}"),
-    }
-}
-
-/// Solicit, then Request what was advertised; returns the Reply.
-fn lease(ns: &str, duid: &[u8], iaid: u32, extras: Vec<DhcpOption>) -> v6::Message {
-    let adv = exchange(
-        ns,
-        &message(v6::MessageType::Solicit, duid, iaid, extras.clone()),
-    );
-    assert_eq!(adv.msg_type(), v6::MessageType::Advertise);
-    let mut req = message(v6::MessageType::Request, duid, iaid, extras);
-    let mut ia_opts = v6::DhcpOptions::new();
-    ia_opts.insert(DhcpOption::IAAddr(v6::IAAddr {
-        addr: address(&adv),
-        preferred_life: 0,
-        valid_life: 0,
-        opts: v6::DhcpOptions::new(),
-    }));
-    req.opts_mut().insert(DhcpOption::IANA(v6::IANA {
-        id: iaid,
-        t1: 0,
-        t2: 0,
-        opts: ia_opts,
-    }));
-    req.opts_mut().insert(DhcpOption::ServerId(server_id(&adv)));
-    let reply = exchange(ns, &req);
-    assert_eq!(reply.msg_type(), v6::MessageType::Reply);
-    reply
 }
 
 fn in_pool(a: Ipv6Addr) -> bool {

@@ -61,7 +61,10 @@ pub fn parse(text: &str, file: &str, base: &Path, checks: Checks) -> Result<Conf
         cfg
     };
     match cfg {
-        Some(c) if r.problems.is_empty() => Ok(c),
+        Some(mut c) if r.problems.is_empty() => {
+            c.warnings = fail(std::mem::take(&mut r.warnings)).lines();
+            Ok(c)
+        }
         _ => {
             r.problems.sort_by_key(|p| p.span.start);
             Err(fail(r.problems))
@@ -120,6 +123,7 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
         menu,
         hosts,
         api: api.unwrap_or_default(),
+        warnings: Vec::new(),
     })
 }
 
@@ -287,7 +291,9 @@ fn tftp(r: &mut Reader, mut t: Table, base: &Path, checks: Checks) -> Tftp {
     }
 }
 
-/// A folder key, resolved against `base` and (with system checks) required to exist.
+/// A served folder key, resolved against `base`. With system checks it must exist and be
+/// writable by nobody but root and sixboot (see [`super::roots`]); that sixboot itself can
+/// write it is a warning.
 fn dir(
     r: &mut Reader,
     t: &mut Table,
@@ -297,15 +303,32 @@ fn dir(
 ) -> Option<PathBuf> {
     let s = r.string(t, key)?;
     let p = base.join(&s.value);
-    if checks == Checks::System && !p.is_dir() {
-        r.problem(
-            s.span,
-            format!(
-                "{}.{key}: folder {} does not exist",
-                t.name.trim_matches(['[', ']']),
-                p.display()
-            ),
-        );
+    let name = format!("{}.{key}", t.name.trim_matches(['[', ']']));
+    if checks == Checks::System {
+        if !p.is_dir() {
+            r.problem(
+                s.span,
+                format!("{name}: folder {} does not exist", p.display()),
+            );
+        } else if let Some(why) = roots::writable_by_others(&p) {
+            r.problem(
+                s.span,
+                format!(
+                    "{name}: refusing to serve {}: {why}; whoever can write it decides what \
+                     machines boot",
+                    p.display()
+                ),
+            );
+        } else if roots::writable_by_self(&p) {
+            r.warning(
+                s.span,
+                format!(
+                    "{name}: sixboot can write {}; serve it read-only (run as a user that \
+                     does not own it, see dist/sixboot.service)",
+                    p.display()
+                ),
+            );
+        }
     }
     Some(p)
 }
@@ -704,6 +727,39 @@ mod tests {
             out.contains("boot.bios: `../etc/passwd` must be a relative path"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn system_checks_refuse_roots_others_can_write_and_warn_about_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for f in [
+            "tftp/undionly.kpxe",
+            "tftp/snponly.efi",
+            "http/memtest86+x64.bin",
+        ] {
+            std::fs::create_dir_all(dir.path().join(f).parent().unwrap()).unwrap();
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join("http/memtest86+x64.efi"), b"x").unwrap();
+        let cfg = parse(&contract(), "x.toml", dir.path(), Checks::System).unwrap();
+        // The test owns its tempdir, so sixboot could write both roots.
+        assert_eq!(cfg.warnings.len(), 2, "{:?}", cfg.warnings);
+        assert!(
+            cfg.warnings[0].starts_with("x.toml:") && cfg.warnings[0].contains(": warning: "),
+            "{:?}",
+            cfg.warnings
+        );
+        let http = dir.path().join("http");
+        std::fs::set_permissions(&http, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = parse(&contract(), "x.toml", dir.path(), Checks::System)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            out.contains(": http.root: refusing to serve") && out.contains("(mode 0777)"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1, "{out}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod load;
 mod reader;
+pub mod roots;
 
 pub use load::{Checks, load, parse};
 pub use reader::{Problem, Problems};
@@ -28,6 +29,9 @@ pub struct Config {
     pub menu: Menu,
     pub hosts: Vec<Host>,
     pub api: Api,
+    /// Things that work but deserve the operator's attention, as `FILE:LINE:COL: warning:
+    /// message` lines (only with system checks, such as a root sixboot itself can write).
+    pub warnings: Vec<String>,
 }
 
 /// DHCPv4, for PXE firmware only.

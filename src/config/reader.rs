@@ -33,11 +33,23 @@ impl Problems {
     }
 }
 
+impl Problems {
+    /// Each problem as one `FILE:LINE:COL: message` line, without the newline.
+    pub fn lines(&self) -> Vec<String> {
+        self.list
+            .iter()
+            .map(|p| {
+                let (line, col) = self.line_col(p.span.start);
+                format!("{}:{line}:{col}: {}", self.file, p.message)
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Problems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for p in &self.list {
-            let (line, col) = self.line_col(p.span.start);
-            writeln!(f, "{}:{line}:{col}: {}", self.file, p.message)?;
+        for l in self.lines() {
+            writeln!(f, "{l}")?;
         }
         Ok(())
     }
@@ -56,6 +68,8 @@ pub struct Spanned<T> {
 #[derive(Default)]
 pub struct Reader {
     pub problems: Vec<Problem>,
+    /// Worth telling the operator, but no reason to refuse the config.
+    pub warnings: Vec<Problem>,
 }
 
 /// One table being read: remembers which keys the schema asked for, so the rest can be
@@ -72,6 +86,13 @@ impl Reader {
         self.problems.push(Problem {
             span,
             message: message.into(),
+        });
+    }
+
+    pub fn warning(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            span,
+            message: format!("warning: {}", message.into()),
         });
     }
 

@@ -125,16 +125,17 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
             // Refused and counted: no task, so a flood of refusals costs no allocations.
             continue;
         }
-        let (sock, writer, metrics, iface, neighbour_ok) = (
+        // Queued here, in decision order; awaited in the task.
+        let durable = persist.map(|l| ctx.writer.persist(vec![Change::Lease4(l)]));
+        let (sock, metrics, iface, neighbour_ok) = (
             sock.clone(),
-            ctx.writer.clone(),
             ctx.metrics.clone(),
             ctx.interface.clone(),
             neighbour_ok.clone(),
         );
         let task = async move {
-            if let Some(l) = persist
-                && let Err(e) = writer.persist(Change::Lease4(l)).await
+            if let Some(durable) = durable
+                && let Err(e) = durable.await
             {
                 metrics.store_failures.inc();
                 warn!(error = %e, "lease not durable; reply withheld");

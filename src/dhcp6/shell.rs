@@ -9,7 +9,7 @@ use crate::config::Ipv6;
 use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
 use crate::policy::Policy;
-use crate::store::{Change, Lease6, Writer};
+use crate::store::{Change, Lease6, StoreError, Writer};
 use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -85,10 +85,10 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
             })?;
             let d = duid::llt(mac, unix_now());
             ctx.writer
-                .persist(Change::Meta {
+                .persist(vec![Change::Meta {
                     key: SERVER_DUID_KEY.into(),
                     value: d.clone(),
-                })
+                }])
                 .await
                 .map_err(io::Error::other)?;
             tracing::info!(duid = %hex(&d), "made and stored a new DHCPv6 server DUID");
@@ -117,12 +117,14 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
             .map_or("unknown", MessageType::as_str);
         inc(&ctx.metrics.received, "type", message);
         match server.handle(bytes, *from.ip(), unix_now()) {
-            Ok(reply) => {
+            Ok(mut reply) => {
+                // Queued here, in decision order, as one transaction; awaited in the task.
+                let durable = ctx.writer.persist(std::mem::take(&mut reply.changes));
                 in_flight.spawn(send_when_durable(
                     reply,
                     from,
+                    durable,
                     sock.clone(),
-                    ctx.writer.clone(),
                     ctx.metrics.clone(),
                     ctx.timeline.clone(),
                 ));
@@ -138,22 +140,21 @@ fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
     inc(&metrics.ignored, "reason", why.as_str());
 }
 
-/// Persists the reply's lease changes, then sends it: to the client's port 546, or back
-/// to the relay it came through. Then logs, counts and puts it on the machine's timeline.
+/// Waits for the reply's lease changes to be durable, then sends it: to the client's port
+/// 546, or back to the relay it came through. Then logs, counts and puts it on the
+/// machine's timeline.
 async fn send_when_durable(
     reply: Reply,
     from: SocketAddrV6,
+    durable: impl Future<Output = Result<(), StoreError>>,
     sock: Arc<UdpSocket>,
-    writer: Writer,
     metrics: Dhcp6Metrics,
     timeline: Arc<Timeline>,
 ) {
-    for c in reply.changes {
-        if let Err(e) = writer.persist(c).await {
-            tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
-            metrics.store_failures.inc();
-            return;
-        }
+    if let Err(e) = durable.await {
+        tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
+        metrics.store_failures.inc();
+        return;
     }
     let mut to = from;
     if !reply.relayed {

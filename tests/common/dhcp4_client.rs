@@ -11,13 +11,14 @@ pub fn tlv(code: u8, v: &[u8]) -> Vec<u8> {
     o
 }
 
-/// A BOOTREQUEST with the given flags, giaddr and options (END appended).
+/// A BOOTREQUEST with the given flags, giaddr and options (END appended), and a fresh
+/// transaction id so a late answer to an earlier request is never taken for this one's.
 pub fn packet(mac: [u8; 6], broadcast: bool, giaddr: Ipv4Addr, opts: &[Vec<u8>]) -> Vec<u8> {
     let mut b = vec![0u8; 240];
     b[0] = 1;
     b[1] = 1;
     b[2] = 6;
-    b[4..8].copy_from_slice(&0xdead_beefu32.to_be_bytes());
+    b[4..8].copy_from_slice(&fastrand::u32(..).to_be_bytes());
     if broadcast {
         b[10] = 0x80;
     }
@@ -71,8 +72,8 @@ pub fn client_socket(ns: &str, bind: Ipv4Addr, port: u16) -> UdpSocket {
     })
 }
 
-/// Sends `pkt` to `to` and waits up to `secs` for a reply with our xid; resends each second
-/// like a real client.
+/// Sends `pkt` to `to` and waits up to `secs` for a reply with our xid and chaddr; resends
+/// each second like a real client.
 pub fn ask(s: &UdpSocket, to: SocketAddr, pkt: &[u8], secs: u64) -> Option<Vec<u8>> {
     let mut buf = [0u8; 1500];
     for _ in 0..secs {
@@ -83,6 +84,7 @@ pub fn ask(s: &UdpSocket, to: SocketAddr, pkt: &[u8], secs: u64) -> Option<Vec<u
                 && n >= 240
                 && buf[0] == 2
                 && buf[4..8] == pkt[4..8]
+                && buf[28..44] == pkt[28..44]
             {
                 return Some(buf[..n].to_vec());
             }

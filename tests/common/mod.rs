@@ -8,7 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod capture;
 pub mod dhcp4_client;
+pub mod dhcp6_client;
 pub mod served;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -151,20 +153,21 @@ impl Lab {
     /// Starts `sixboot serve --config CONFIG` in the server namespace, logging at debug to
     /// `<lab dir>/sixboot.log`. The process is killed when the lab drops.
     pub fn start_sixboot(&mut self, config: &Path) -> u32 {
+        self.start_sixboot_under(&[], config)
+    }
+
+    /// [`Lab::start_sixboot`] through a wrapper command that execs the command after it,
+    /// such as `setpriv` dropping root: the pid is sixboot's once the wrapper has exec'd.
+    pub fn start_sixboot_under(&mut self, wrapper: &[&str], config: &Path) -> u32 {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .unwrap();
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns,
-                env!("CARGO_BIN_EXE_sixboot"),
-                "serve",
-                "--config",
-            ])
+            .args(["netns", "exec", &self.ns])
+            .args(wrapper)
+            .args([env!("CARGO_BIN_EXE_sixboot"), "serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "sixboot=debug")
             .stdout(Stdio::null())
