@@ -52,6 +52,36 @@ impl Writer {
         Writer { tx }
     }
 
+    /// Queues `changes` now, in order, and returns what resolves once they are all on
+    /// disk. Queuing is synchronous so a caller can queue under its own lock: writes made
+    /// in lock order land in that order, and a later whole-record write never loses to an
+    /// earlier one.
+    pub fn queue(
+        &self,
+        changes: Vec<Change>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let waits: Vec<_> = changes
+            .into_iter()
+            .map(|c| {
+                let (tx, rx) = oneshot::channel();
+                self.tx
+                    .send((c, tx))
+                    .map(|()| rx)
+                    .map_err(|_| StoreError::Closed)
+            })
+            .collect();
+        async move {
+            for w in waits {
+                match w?.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(StoreError::Commit(e)),
+                    Err(_) => return Err(StoreError::Closed),
+                }
+            }
+            Ok(())
+        }
+    }
+
     /// Queues a change and resolves once it is on disk (or the commit failed).
     pub async fn persist(&self, change: Change) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
