@@ -148,6 +148,10 @@ async fn send_when_durable(
     metrics: Dhcp6Metrics,
     timeline: Arc<Timeline>,
 ) {
+    let identity = reply.changes.iter().find_map(|c| match c {
+        Change::Lease6(l) => Some((l.duid.clone(), l.iaid)),
+        _ => None,
+    });
     for c in reply.changes {
         if let Err(e) = writer.persist(c).await {
             tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
@@ -168,6 +172,9 @@ async fn send_when_durable(
     if let Some(mac) = reply.mac {
         for &a in &reply.addrs {
             timeline.learn(a.into(), mac);
+        }
+        if let Some((duid, iaid)) = identity {
+            timeline.identify6(mac, duid, iaid);
         }
     }
     let given = match &reply.boot {
