@@ -104,7 +104,14 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
         .filter_map(|t| host(r, t, &menu))
         .collect();
     let api = r.sub(top, "api").map(|mut t| {
-        let admin_token = r.string(&mut t, "admin_token").map(|s| s.value);
+        let admin_token = r.string(&mut t, "admin_token");
+        if let Some(tok) = admin_token.as_ref().filter(|s| s.value.trim().is_empty()) {
+            r.problem(
+                tok.span.clone(),
+                "api.admin_token is empty; leave it out to disable the API's changes",
+            );
+        }
+        let admin_token = admin_token.map(|s| s.value);
         r.finish(t);
         Api { admin_token }
     });
