@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod curl;
 pub mod dhcp4_client;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,458 @@
+//! The machines API over real sockets: sixboot runs in a lab namespace, and `curl` in a
+//! client namespace plays iPXE (fetching per-machine scripts), the burn-in image
+//! (posting reports) and the operator (setting next actions).
+
+mod common;
+
+use common::curl::{Reply, curl};
+use common::{Lab, SERVER_V6, wait_until};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MAC: &str = "52:54:00:12:34:56";
+const ADMIN: &str = "s3cret-admin";
+
+fn base() -> String {
+    format!("http://[{SERVER_V6}]:8080")
+}
+
+/// A config with memtest and burnin items; `api` goes at the end (the `[api]` table and
+/// any `[[host]]` pins).
+fn config(lab: &Lab, api: &str) -> PathBuf {
+    lab.write("http/memtest86+x64.efi", b"memtest for EFI");
+    lab.write("http/burnin/vmlinuz", b"kernel");
+    lab.write("http/burnin/initrd.img", b"initrd");
+    let text = format!(
+        r#"interface = "br0"
+state_dir = "state"
+
+[http]
+listen = ["[{SERVER_V6}]:8080"]
+root = "http"
+
+[menu]
+default = "memtest"
+timeout = 5
+
+[[menu.item]]
+id = "memtest"
+title = "Memtest86+"
+efi = "memtest86+x64.efi"
+
+[[menu.item]]
+id = "burnin"
+title = "CPU burn-in"
+kernel = "burnin/vmlinuz"
+initrd = "burnin/initrd.img"
+args = "console=ttyS0,115200 sixboot.duration=20"
+{api}"#
+    );
+    lab.write("sixboot.toml", text)
+}
+
+/// A lab with one client and sixboot answering /healthz.
+fn started(test: &str, api: &str) -> (Lab, String, PathBuf, u32) {
+    let mut lab = Lab::new(test);
+    let c = lab.client("c", None, Some("fd00:1::10/64"));
+    let cfg = config(&lab, api);
+    let pid = lab.start_sixboot(&cfg);
+    assert!(
+        ready(&lab, &c),
+        "sixboot never became ready:\n{}",
+        lab.log()
+    );
+    (lab, c, cfg, pid)
+}
+
+fn ready(lab: &Lab, c: &str) -> bool {
+    wait_until(Duration::from_secs(15), || {
+        curl(lab, c, &format!("{}/healthz", base()), &[]).status == 200
+    })
+}
+
+fn json(r: &Reply) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
+}
+
+/// The per-machine script as iPXE on EFI fetches it (see tests/http.rs for the whole
+/// chain from boot.ipxe).
+fn script(lab: &Lab, c: &str, mac: &str, uuid: &str) -> String {
+    let url = format!(
+        "{}/ipxe?mac={}&platform=efi&buildarch=x86_64&uuid={uuid}&serial=SN1&manufacturer=QEMU&product=Standard%20PC",
+        base(),
+        mac.replace(':', "-")
+    );
+    let r = curl(lab, c, &url, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text()
+}
+
+fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let mut args = vec![
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+    ];
+    if let Some(a) = &auth {
+        args.extend(["-H", a]);
+    }
+    curl(
+        lab,
+        c,
+        &format!("{}/api/v1/machines/{mac}/next", base()),
+        &args,
+    )
+}
+
+/// POSTs `body` (a file, so any size) as the image would.
+fn post_report(lab: &Lab, c: &str, mac: &str, body: &[u8], token: Option<&str>) -> Reply {
+    let file = lab.write("report.json", body);
+    let data = format!("@{}", file.display());
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    // No `Expect: 100-continue`: the answer comes in one go, whatever the size.
+    let mut args = vec![
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &data,
+    ];
+    if let Some(a) = &auth {
+        args.extend(["-H", a]);
+    }
+    curl(
+        lab,
+        c,
+        &format!("{}/api/v1/machines/{mac}/report", base()),
+        &args,
+    )
+}
+
+fn machine(lab: &Lab, c: &str, mac: &str) -> Reply {
+    curl(lab, c, &format!("{}/api/v1/machines/{mac}", base()), &[])
+}
+
+/// The `sixboot.token=` and `sixboot.report=` values on the burn-in kernel line.
+fn burnin_args(script: &str) -> Option<(String, String)> {
+    let line = script
+        .lines()
+        .find(|l| l.starts_with("kernel ") && l.contains("/burnin/vmlinuz"))?;
+    let value = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    Some((value("sixboot.report=")?, value("sixboot.token=")?))
+}
+
+fn report(result: &str, failing: Option<&str>) -> String {
+    let checks: Vec<Value> = ["stress-ng-cpu", "stress-ng-vm", "mce", "edac"]
+        .iter()
+        .map(|n| serde_json::json!({"name": n, "ok": Some(*n) != failing, "detail": ""}))
+        .collect();
+    serde_json::json!({
+        "result": result,
+        "duration_s": 20,
+        "cpu": {"model": "QEMU Virtual CPU version 2.5+", "count": 2},
+        "memory_bytes": 1073741824u64,
+        "disks": [{"name": "vda", "bytes": 1073741824u64}],
+        "checks": checks,
+        "image": "extra fields are kept",
+    })
+    .to_string()
+}
+
+fn stages(v: &Value) -> Vec<String> {
+    v["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["protocol"].as_str().unwrap(),
+                e["stage"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the machine's timeline has step `want` (`protocol stage`):
+/// protocol steps reach the records a moment after the answer that made them.
+fn wait_step(lab: &Lab, c: &str, mac: &str, want: &str) -> Value {
+    let mut last = Value::Null;
+    let seen = wait_until(Duration::from_secs(5), || {
+        last = json(&machine(lab, c, mac));
+        stages(&last).iter().any(|s| s == want)
+    });
+    assert!(seen, "{want} never reached {mac}'s timeline: {last}");
+    last
+}
+
+#[test]
+fn next_actions_need_the_admin_token_and_steer_the_script() {
+    let api = format!(
+        "\n[api]\nadmin_token = \"{ADMIN}\"\n\n[[host]]\nmac = \"{MAC}\"\nboot = \"memtest\"\n"
+    );
+    let (lab, c, _, _) = started("apinext", &api);
+    // The host pin is the default until the API says otherwise.
+    let s = script(&lab, &c, MAC, "");
+    assert!(s.contains("\ngoto item-memtest\n"), "{s}");
+    assert!(burnin_args(&s).is_none(), "{s}");
+
+    let body = r#"{"next":"burnin"}"#;
+    assert_eq!(put_next(&lab, &c, MAC, body, None).status, 401);
+    let wrong = put_next(&lab, &c, MAC, body, Some("nope"));
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
+    let unknown = put_next(&lab, &c, MAC, r#"{"next":"doom"}"#, Some(ADMIN));
+    assert_eq!(unknown.status, 422);
+    assert!(
+        json(&unknown)["error"]
+            .as_str()
+            .unwrap()
+            .contains("menu, local, memtest, burnin"),
+        "{}",
+        unknown.text()
+    );
+    assert_eq!(
+        put_next(&lab, &c, MAC, r#"{"nxt":1}"#, Some(ADMIN)).status,
+        422
+    );
+    assert_eq!(put_next(&lab, &c, MAC, "{", Some(ADMIN)).status, 400);
+    assert_eq!(
+        put_next(&lab, &c, "52-54-00-12-34-56", body, Some(ADMIN)).status,
+        400
+    );
+    assert_eq!(
+        put_next(&lab, &c, "52:54:00:12:34:5G", body, Some(ADMIN)).status,
+        400
+    );
+
+    let set = put_next(&lab, &c, MAC, body, Some(ADMIN));
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert_eq!(json(&set)["next"], "burnin");
+    assert_eq!(json(&set)["next_from"], "api");
+    let s = script(&lab, &c, MAC, "");
+    assert!(s.contains("\ngoto item-burnin\n"), "{s}");
+    let (url, token) = burnin_args(&s).expect("burn-in args");
+    assert_eq!(url, format!("{}/api/v1/machines/{MAC}/report", base()));
+    assert!(
+        token.len() == 32
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{token}"
+    );
+    // Each script that can boot the burn-in gets a new token.
+    let (_, again) = burnin_args(&script(&lab, &c, MAC, "")).unwrap();
+    assert_ne!(token, again);
+
+    assert_eq!(
+        put_next(&lab, &c, MAC, r#"{"next":"local"}"#, Some(ADMIN)).status,
+        200
+    );
+    let s = script(&lab, &c, MAC, "");
+    assert!(
+        s.contains("\ngoto local\n") && !s.contains("\nchoose"),
+        "{s}"
+    );
+    assert!(s.contains(":local\nexit\n"), "local boot on EFI: {s}");
+
+    assert_eq!(
+        put_next(&lab, &c, MAC, r#"{"next":"menu"}"#, Some(ADMIN)).status,
+        200
+    );
+    let s = script(&lab, &c, MAC, "");
+    assert!(
+        s.contains("\nchoose --timeout 5000 --default item-memtest"),
+        "{s}"
+    );
+    // From the menu, the burn-in entry still carries a token of its own.
+    assert!(burnin_args(&s).is_some(), "{s}");
+
+    // A machine never seen can be set up front.
+    let other = "52:54:00:00:00:99";
+    assert_eq!(put_next(&lab, &c, other, body, Some(ADMIN)).status, 200);
+    let v = wait_step(&lab, &c, MAC, "http script");
+    let next_steps: Vec<&str> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["stage"] == "next")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        next_steps,
+        [
+            "burnin (was unset)",
+            "local (was burnin)",
+            "menu (was local)"
+        ]
+    );
+}
+
+#[test]
+fn without_an_admin_token_next_actions_are_disabled() {
+    let (lab, c, _, _) = started("apinoadmin", "");
+    let r = put_next(&lab, &c, MAC, r#"{"next":"burnin"}"#, Some("anything"));
+    assert_eq!(r.status, 403);
+    assert!(
+        json(&r)["error"]
+            .as_str()
+            .unwrap()
+            .contains("[api] admin_token"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn reports_are_checked_stored_and_survive_kill_9() {
+    let api = format!("\n[api]\nadmin_token = \"{ADMIN}\"\n");
+    let (mut lab, c, cfg, pid) = started("apireport", &api);
+    assert_eq!(
+        put_next(&lab, &c, MAC, r#"{"next":"burnin"}"#, Some(ADMIN)).status,
+        200
+    );
+    let zero = "00000000-0000-0000-0000-000000000000";
+    let (_, token) = burnin_args(&script(&lab, &c, MAC, zero)).expect("burn-in args");
+    let good = report("pass", None);
+
+    let unknown = post_report(&lab, &c, "52:54:00:00:00:77", good.as_bytes(), Some(&token));
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert_eq!(
+        post_report(&lab, &c, MAC, good.as_bytes(), None).status,
+        401
+    );
+    let wrong = post_report(&lab, &c, MAC, good.as_bytes(), Some(&"0".repeat(32)));
+    assert_eq!(wrong.status, 401);
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 << 10));
+    assert_eq!(
+        post_report(&lab, &c, MAC, big.as_bytes(), Some(&token)).status,
+        413
+    );
+    let malformed = post_report(&lab, &c, MAC, b"{\"result\": pa", Some(&token));
+    assert_eq!(malformed.status, 400);
+    assert!(
+        json(&malformed)["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+    let missing = post_report(&lab, &c, MAC, br#"{"result":"pass"}"#, Some(&token));
+    assert_eq!(missing.status, 422);
+    assert!(
+        json(&missing)["error"]
+            .as_str()
+            .unwrap()
+            .contains("duration_s"),
+        "{}",
+        missing.text()
+    );
+    let lying = report("pass", Some("edac"));
+    assert_eq!(
+        post_report(&lab, &c, MAC, lying.as_bytes(), Some(&token)).status,
+        422
+    );
+    assert_eq!(
+        post_report(&lab, &c, "52-54-00-12-34-56", good.as_bytes(), Some(&token)).status,
+        400
+    );
+    // Nothing bad was stored.
+    assert_eq!(json(&machine(&lab, &c, MAC))["result"], Value::Null);
+
+    let ok = post_report(&lab, &c, MAC, good.as_bytes(), Some(&token));
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(json(&ok)["stored"], true);
+    let v = json(&machine(&lab, &c, MAC));
+    assert_eq!(
+        (&v["result"], &v["state"]),
+        (&"PASS".into(), &"pass".into())
+    );
+    assert_eq!(v["report"]["image"], "extra fields are kept");
+    assert_eq!(v["uuid"], zero);
+    assert!(v.get("token").is_none(), "tokens are never shown: {v}");
+    assert!(stages(&v).contains(&"api report".to_string()), "{v}");
+    wait_step(&lab, &c, MAC, "http script");
+
+    // A second machine with the same all-zero UUID is a record of its own.
+    let twin = "52:54:00:12:34:57";
+    script(&lab, &c, twin, zero);
+    let list = json(&curl(&lab, &c, &format!("{}/api/v1/machines", base()), &[]));
+    let macs: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mac"].as_str().unwrap())
+        .collect();
+    assert!(macs.contains(&MAC) && macs.contains(&twin), "{macs:?}");
+    assert_eq!(macs.len(), 2, "{macs:?}");
+
+    // kill -9, then a restart: the record, its report, next action and token are there.
+    lab.kill9(pid);
+    lab.start_sixboot(&cfg);
+    assert!(ready(&lab, &c), "no restart:\n{}", lab.log());
+    let v = json(&machine(&lab, &c, MAC));
+    assert_eq!(
+        (&v["result"], &v["next"]),
+        (&"PASS".into(), &"burnin".into())
+    );
+    let st = stages(&v);
+    for want in ["api next", "http script", "api report"] {
+        assert!(
+            st.iter().any(|s| s == want),
+            "{want} missing after restart: {st:?}"
+        );
+    }
+    // The image retries after a restart: the token it booted with still works.
+    let failed = report("fail", Some("stress-ng-vm"));
+    let again = post_report(&lab, &c, MAC, failed.as_bytes(), Some(&token));
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(json(&machine(&lab, &c, MAC))["result"], "FAIL stress-ng-vm");
+    assert!(script(&lab, &c, MAC, zero).contains("\ngoto item-burnin\n"));
+}
+
+#[test]
+fn read_endpoints_are_open_and_unknown_machines_are_404() {
+    let (lab, c, _, _) = started("apiread", "");
+    let list = curl(&lab, &c, &format!("{}/api/v1/machines", base()), &[]);
+    assert_eq!(list.status, 200);
+    assert_eq!(list.header("content-type"), Some("application/json"));
+    assert_eq!(json(&list), serde_json::json!([]));
+    assert_eq!(machine(&lab, &c, MAC).status, 404);
+    assert_eq!(machine(&lab, &c, "52:54:00:12:34:5").status, 400);
+    script(&lab, &c, MAC, "");
+    let v = wait_step(&lab, &c, MAC, "http script");
+    assert_eq!(
+        (&v["platform"], &v["product"], &v["next"], &v["next_from"]),
+        (
+            &"efi".into(),
+            &"Standard PC".into(),
+            &"menu".into(),
+            &"default".into()
+        )
+    );
+    // The dashboard lists it; the static files are still served beside it.
+    let page = curl(&lab, &c, &format!("{}/", base()), &[]);
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains(&format!("data-mac=\"{MAC}\"")),
+        "{}",
+        page.text()
+    );
+    assert!(page.text().contains("name=\"viewport\""));
+    let one = curl(&lab, &c, &format!("{}/machines/{MAC}", base()), &[]);
+    assert_eq!(one.status, 200);
+    assert!(one.text().contains("http script"), "{}", one.text());
+    let file = curl(&lab, &c, &format!("{}/burnin/vmlinuz", base()), &[]);
+    assert_eq!((file.status, file.body.as_slice()), (200, &b"kernel"[..]));
+}
