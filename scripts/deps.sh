@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [test|demo|bench]...   Idempotent: installs only what is missing.
 set -euo pipefail
 
-test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client)
+test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client chromium)
 e2e_pkgs=(qemu-system-x86 ovmf ipxe memtest86+)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)

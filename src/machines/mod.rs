@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 /// Machines kept; past this, the one seen least recently is forgotten (a flood of made-up
 /// MACs must not grow the store without end).
@@ -326,6 +326,7 @@ impl Machines {
                 stage: "next".into(),
                 detail: format!("{next} (was {})", before.as_deref().unwrap_or("unset")),
             };
+            log_step(&e);
             m.step(e.clone());
             let durable = self
                 .writer
@@ -378,6 +379,7 @@ impl Machines {
                 stage: "report".into(),
                 detail: format!("report received: {label}"),
             };
+            log_step(&e);
             m.step(e.clone());
             let durable = self
                 .writer
@@ -388,6 +390,11 @@ impl Machines {
         durable.await.map_err(Refused::Store)?;
         Ok(label)
     }
+}
+
+/// Logs a step the API made in the timeline's one shape (see [`crate::timeline`]).
+fn log_step(e: &MachineEvent) {
+    info!(target: "sixboot::timeline", mac = %Mac(&e.mac), ip = "", protocol = %e.protocol, stage = %e.stage, detail = %e.detail, "stage");
 }
 
 fn record_change(mac: [u8; 6], r: &Record) -> Change {

@@ -8,8 +8,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod curl;
 pub mod dhcp4_client;
+pub mod machines;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
