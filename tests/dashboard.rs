@@ -72,6 +72,13 @@ fn rows_change_live_through_burn_in_and_report() {
     let row = b.wait_row(third, "fail", LIVE).expect("FAIL");
     assert_eq!(row["result"], "FAIL stress-ng-vm");
     assert_eq!(b.eval("window.sixbootMarker"), 42, "the page reloaded");
+    // A fourth starts burning while the page watches.
+    let fourth = "52:54:00:00:00:04";
+    put_next(&lab, &c, fourth, r#"{"next":"burnin"}"#, Some(ADMIN));
+    script(&lab, &c, fourth, "");
+    curl(&lab, &c, &format!("{}/burnin/vmlinuz", base()), &[]);
+    let row = b.wait_row(fourth, "running", LIVE).expect("running");
+    assert_eq!(row["result"], "running");
     // Once the rows' highlight has faded.
     std::thread::sleep(Duration::from_secs(2));
     b.screenshot(&artifacts_dir().join("dashboard.png"));

@@ -187,13 +187,25 @@ mod tests {
             .unwrap();
         assert!(html.contains("&lt;script&gt;x&lt;"), "{html}");
         assert!(!html.contains("<script>x"), "{html}");
+        let mut m = m;
+        m["report_at"] = 0.into();
+        m["report"] = serde_json::json!({"result": "fail", "duration_s": 20,
+            "cpu": {"model": "<b>cpu</b>", "count": 2}, "memory_bytes": 2147483648u64,
+            "disks": [{"name": "vda", "bytes": 1073741824}],
+            "checks": [{"name": "edac", "ok": false, "detail": "1 CE"}]});
         let page = t
             .render(
                 MACHINE_PAGE,
-                minijinja::context! { m => minijinja::value::Serde(&m), report => () },
+                minijinja::context! { m => minijinja::value::Serde(&m), report => "{}" },
             )
             .unwrap();
         assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(page.contains("2 × &lt;b&gt;cpu&lt;&#x2f;b&gt;"), "{page}");
+        assert!(
+            page.contains("2048 MiB") && page.contains("vda (1024 MiB)"),
+            "{page}"
+        );
+        assert!(page.contains("FAILED</span> 1 CE"), "{page}");
     }
 
     #[test]
