@@ -267,3 +267,61 @@ fn read_endpoints_are_open_and_unknown_machines_are_404() {
     let file = curl(&lab, &c, &format!("{}/burnin/vmlinuz", base()), &[]);
     assert_eq!((file.status, file.body.as_slice()), (200, &b"kernel"[..]));
 }
+
+#[test]
+fn dhcpv6_fills_in_the_record_duid_iaid_and_address() {
+    let v6 = "\n[ipv6]\nprefix = \"fd00:1::/64\"\npool = [\"fd00:1::100\", \"fd00:1::1ff\"]\n";
+    let (lab, c, _, _) = started("apidhcp6", v6);
+    let link =
+        String::from_utf8(common::exec_in(&c, &["cat", "/sys/class/net/eth0/address"]).stdout)
+            .unwrap();
+    let mac = link.trim();
+    let leases = lab.dir.path().join("dhclient6.leases");
+    let pid = lab.dir.path().join("dhclient6.pid");
+    let mut dhclient = common::cmd_in(&c, "timeout")
+        .args([
+            "30",
+            "dhclient",
+            "-6",
+            "-1",
+            "-d",
+            "-sf",
+            "/bin/true",
+            "-lf",
+        ])
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg("eth0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start dhclient");
+    let got = common::wait_until(std::time::Duration::from_secs(25), || {
+        std::fs::read_to_string(&leases).is_ok_and(|l| l.contains("iaaddr"))
+    });
+    // `timeout` passes SIGTERM on to dhclient.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &dhclient.id().to_string()])
+        .status();
+    let _ = dhclient.wait();
+    assert!(got, "dhclient got no lease");
+    let v = wait_step(&lab, &c, mac, "dhcp6 answered");
+    let addr = std::fs::read_to_string(&leases).unwrap();
+    let addr = addr
+        .split("iaaddr ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("an iaaddr");
+    assert!(
+        v["addresses"].as_array().unwrap().iter().any(|a| a == addr),
+        "{addr} not among {}",
+        v["addresses"]
+    );
+    let duid = v["duid"].as_str().unwrap();
+    assert!(
+        duid.len() >= 8 && duid.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{v}"
+    );
+    assert!(v["iaid"].is_u64(), "{v}");
+}

@@ -35,16 +35,16 @@ use tracing::{error, info, warn};
 
 /// Machines kept; past this, the one seen least recently is forgotten (a flood of made-up
 /// MACs must not grow the store without end).
-pub const MAX_MACHINES: usize = 10_000;
+const MAX_MACHINES: usize = 10_000;
 /// Timeline steps waiting to be applied; past this, steps are dropped and counted.
 pub const SINK_CAPACITY: usize = 4096;
 /// Longest a timeline step waits before it is written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// Live updates buffered per subscriber; one that falls further behind is dropped.
 const UPDATES_CAPACITY: usize = 256;
 
 /// Unix milliseconds.
-pub fn millis(t: SystemTime) -> u64 {
+fn millis(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
@@ -173,9 +173,11 @@ impl Machines {
         g.entry(mac).or_insert_with(|| Machine::new(at))
     }
 
+    /// Sends the machine's summary to live subscribers; with none, nothing is built.
     fn publish(&self, mac: &[u8; 6], m: &Machine) {
-        // No subscriber is fine: nobody is watching.
-        let _ = self.updates.send(self.summary(mac, m).to_string().into());
+        if self.updates.receiver_count() > 0 {
+            let _ = self.updates.send(self.summary(mac, m).to_string().into());
+        }
     }
 
     /// Applies timeline steps as they come and writes them in batches, until `stop`.
