@@ -6,7 +6,9 @@ mod common;
 
 use common::curl::curl;
 use common::machines::*;
+use common::wait_until;
 use serde_json::Value;
+use std::time::Duration;
 
 #[test]
 fn next_actions_need_the_admin_token_and_steer_the_script() {
@@ -208,6 +210,19 @@ fn reports_are_checked_stored_and_survive_kill_9() {
     assert!(macs.contains(&MAC) && macs.contains(&twin), "{macs:?}");
     assert_eq!(macs.len(), 2, "{macs:?}");
 
+    // Protocol steps are written in batches, shortly after the answer: wait (bounded)
+    // until the script step is in the database, as sqlite3 reads it.
+    let db = lab.dir.path().join("state/leases.sqlite");
+    let written = wait_until(Duration::from_secs(5), || {
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT count(*) FROM machine_events WHERE stage = 'script'")
+            .output()
+            .expect("run sqlite3");
+        String::from_utf8_lossy(&out.stdout).trim() == "2"
+    });
+    assert!(written, "the script steps never reached the database");
+
     // kill -9, then a restart: the record, its report, next action and token are there.
     lab.kill9(pid);
     lab.start_sixboot(&cfg);
@@ -297,7 +312,7 @@ fn dhcpv6_fills_in_the_record_duid_iaid_and_address() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start dhclient");
-    let got = common::wait_until(std::time::Duration::from_secs(25), || {
+    let got = wait_until(Duration::from_secs(25), || {
         std::fs::read_to_string(&leases).is_ok_and(|l| l.contains("iaaddr"))
     });
     // `timeout` passes SIGTERM on to dhclient.

@@ -226,12 +226,14 @@ impl Machines {
                     stage: event.stage.to_string(),
                     detail: event.detail,
                 };
+                // The path as requested (percent-encoded) names a file of the item.
+                let path = percent_encoding::percent_decode_str(&e.detail).decode_utf8_lossy();
                 if e.protocol == "http"
                     && e.stage == "served"
                     && self
                         .burnin_files
                         .iter()
-                        .any(|f| e.detail.strip_prefix('/') == Some(f))
+                        .any(|f| path.strip_prefix('/') == Some(f))
                 {
                     m.record.burnin_started = Some(at);
                 }
@@ -295,19 +297,22 @@ impl Machines {
         let durable = {
             let mut g = self.lock();
             let m = self.entry(&mut g, mac, now_ms());
+            let before = m.record.clone();
             update(&mut m.record);
             if let Some(t) = &token {
                 m.record.token = Some(t.clone());
                 m.record.token_at = Some(now_ms());
             }
-            let durable = self.writer.queue(vec![record_change(mac, &m.record)]);
-            self.publish(&mac, m);
-            durable
+            // A machine fetching its script again with nothing new costs no write.
+            (m.record != before).then(|| {
+                self.publish(&mac, m);
+                self.writer.queue(vec![record_change(mac, &m.record)])
+            })
         };
-        if token.is_some() {
-            durable.await?;
-        } else {
-            background(durable);
+        match durable {
+            Some(d) if token.is_some() => d.await?,
+            Some(d) => background(d),
+            None => {}
         }
         Ok(token)
     }
