@@ -663,6 +663,20 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_admin_token_is_refused() {
+        let out = errors(&(contract() + "\n[api]\nadmin_token = \" \"\n"));
+        assert!(out.contains("api.admin_token is empty"), "{out}");
+        let c = parse(
+            &(contract() + "\n[api]\nadmin_token = \"t0ken\"\n"),
+            "x.toml",
+            Path::new("."),
+            Checks::FileOnly,
+        )
+        .unwrap();
+        assert_eq!(c.api.admin_token.as_deref(), Some("t0ken"));
+    }
+
+    #[test]
     fn boot_paths_may_not_leave_the_root() {
         let out = errors(&contract().replace("\"undionly.kpxe\"", "\"../etc/passwd\""));
         assert!(
