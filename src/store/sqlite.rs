@@ -148,13 +148,15 @@ impl Store for SqliteStore {
             let mut event = tx.prepare_cached(
                 "INSERT INTO machine_events (mac, at, protocol, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            // Keeps the newest MACHINE_EVENTS_KEPT of one machine's steps.
+            // Keeps the newest MACHINE_EVENTS_KEPT of one machine's steps; run once per
+            // machine per batch, after its inserts.
             let mut trim = tx.prepare_cached(
                 "DELETE FROM machine_events WHERE mac = ?1 AND id <= (SELECT id FROM machine_events WHERE mac = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
             )?;
             let mut forget = tx.prepare_cached("DELETE FROM machines WHERE mac = ?1")?;
             let mut forget_events =
                 tx.prepare_cached("DELETE FROM machine_events WHERE mac = ?1")?;
+            let mut grew = std::collections::HashSet::new();
             for c in batch {
                 match c {
                     Change::Lease4(l) => put4.execute(params![
@@ -184,13 +186,17 @@ impl Store for SqliteStore {
                             e.stage,
                             e.detail
                         ])?;
-                        trim.execute(params![&e.mac[..], MACHINE_EVENTS_KEPT as i64])?
+                        grew.insert(e.mac);
+                        0
                     }
                     Change::ForgetMachine(mac) => {
                         forget_events.execute(params![&mac[..]])?;
                         forget.execute(params![&mac[..]])?
                     }
                 };
+            }
+            for mac in grew {
+                trim.execute(params![&mac[..], MACHINE_EVENTS_KEPT as i64])?;
             }
         }
         tx.commit()?;
