@@ -13,11 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 use tracing::{debug, info, warn};
 
 /// The machine list; one machine is `MACHINES/{mac}`.
@@ -241,26 +242,31 @@ pub(super) async fn next(
 pub(super) async fn events(
     State(st): State<Arc<AppState>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = st.machines.subscribe();
-    let stop = st.shutdown.clone();
-    let stream = futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
+    let updates = updates(st.machines.subscribe(), st.shutdown.clone());
+    Sse::new(updates.map(|json| Ok(Event::default().event("machine").data(&*json))))
+        .keep_alive(KeepAlive::default())
+}
+
+/// The updates one subscriber sees: every one, in order, until it falls behind (then
+/// none: it is dropped) or `stop` turns true.
+fn updates(
+    rx: broadcast::Receiver<Arc<str>>,
+    stop: watch::Receiver<bool>,
+) -> impl Stream<Item = Arc<str>> {
+    futures_util::stream::unfold((rx, stop), |(mut rx, mut stop)| async move {
         let got = tokio::select! {
             got = rx.recv() => got,
             _ = stop.wait_for(|s| *s) => return None,
         };
         match got {
-            Ok(json) => Some((
-                Ok(Event::default().event("machine").data(&*json)),
-                (rx, stop),
-            )),
+            Ok(json) => Some((json, (rx, stop))),
             Err(RecvError::Lagged(n)) => {
                 debug!(missed = n, "live update client fell behind; dropped");
                 None
             }
             Err(RecvError::Closed) => None,
         }
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    })
 }
 
 #[cfg(test)]
@@ -276,6 +282,24 @@ mod tests {
         assert_eq!(url_mac("52:54:00:AB:cd:01"), None);
         assert_eq!(url_mac("52-54-00-ab-cd-01"), None);
         assert_eq!(url_mac("52:54:00:ab:cd"), None);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_dropped_and_stop_ends_every_stream() {
+        let (tx, _) = broadcast::channel::<Arc<str>>(4);
+        let (stop_tx, stop) = watch::channel(false);
+        let keeping_up = updates(tx.subscribe(), stop.clone());
+        let lagging = updates(tx.subscribe(), stop);
+        futures_util::pin_mut!(keeping_up, lagging);
+        tx.send("a".into()).unwrap();
+        assert_eq!(keeping_up.next().await.as_deref(), Some("a"));
+        for i in 0..10 {
+            tx.send(i.to_string().into()).unwrap();
+            assert_eq!(keeping_up.next().await, Some(i.to_string().into()));
+        }
+        assert_eq!(lagging.next().await, None, "fell behind: dropped");
+        stop_tx.send(true).unwrap();
+        assert_eq!(keeping_up.next().await, None, "stopped");
     }
 
     #[test]
