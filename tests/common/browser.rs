@@ -3,6 +3,16 @@
 //!
 //! The DevTools client is tungstenite over a socket opened inside the namespace; each
 //! command waits (bounded) for its own answer.
+//!
+//! Watching a boot (what the burn-in e2e test does): open the page first, boot, then
+//!
+//! ```ignore
+//! let mut b = Browser::open(&lab.ns, "http://[fd00:1::1]:8080/");
+//! // ... start the VM ...
+//! let row = b.wait_row("52:54:00:12:34:56", "pass", Duration::from_secs(600));
+//! b.screenshot(&artifacts_dir().join("burnin.png"));
+//! assert!(row.is_ok(), "never PASS: {row:?}");
+//! ```
 
 use super::{cmd_in, in_netns, wait_until};
 use base64::Engine;
