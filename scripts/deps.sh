@@ -4,7 +4,7 @@
 set -euo pipefail
 
 test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client
-  kea-admin tcpdump util-linux systemd)
+  kea-admin tcpdump util-linux systemd chromium)
 e2e_pkgs=(qemu-system-x86 ovmf ipxe memtest86+)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)

@@ -3,7 +3,8 @@
 //!
 //! Layout: one folder per protocol (`dhcp4`, `tftp`, ...), each with a sans-IO core fed
 //! bytes plus `now`, and a tokio shell that only moves datagrams. `policy` is the one place
-//! that decides who gets what at which stage; `store` keeps leases durable.
+//! that decides who gets what at which stage; `store` keeps leases and machine records
+//! durable; `machines` turns every stage into a per-machine record and timeline.
 
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod dhcp6;
 pub mod explain;
 pub mod http;
 pub mod mac;
+pub mod machines;
 pub mod metrics;
 pub mod netif;
 pub mod policy;

@@ -362,6 +362,21 @@ pub struct IpxeDecision<'a> {
     pub why: &'static str,
 }
 
+impl IpxeDecision<'_> {
+    /// Whether the script can boot item `id`, straight away or from its menu.
+    pub fn can_boot(&self, id: &str) -> bool {
+        match &self.boot {
+            IpxeBoot::Menu { items, .. } => items.iter().any(|l| l.id == id),
+            IpxeBoot::Item(l) => l.id == id,
+            IpxeBoot::Local => false,
+        }
+    }
+}
+
+/// The menu item id of the burn-in image: booting it gets `sixboot.report=` and
+/// `sixboot.token=` appended to its kernel arguments, so the image can report back.
+pub const BURNIN_ITEM: &str = "burnin";
+
 /// The decisions, built once from the config.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -403,14 +418,21 @@ impl Policy {
     }
 
     /// The HTTP stage: what iPXE on `platform` gets, for the machine `mac` if known.
-    /// A `[[host]]` pin skips the menu; a pin to an item this platform cannot run falls
-    /// back to the menu (and says so) rather than leaving the machine stuck.
-    pub fn ipxe(&self, mac: Option<[u8; 6]>, platform: Platform) -> IpxeDecision<'_> {
-        let pin = mac
-            .and_then(|m| self.hosts.iter().find(|h| h.mac == m))
-            .and_then(|h| h.boot.as_deref());
+    /// `next` is the machine's next action set through the API (`menu`, `local` or an item
+    /// id); without one, a `[[host]] boot` pin stands in. A pin skips the menu; a pin to
+    /// an item this platform cannot run falls back to the menu (and says so) rather than
+    /// leaving the machine stuck.
+    pub fn ipxe<'a>(
+        &'a self,
+        mac: Option<[u8; 6]>,
+        platform: Platform,
+        next: Option<&'a str>,
+    ) -> IpxeDecision<'a> {
+        let by_api = next.is_some();
+        let pin = next.or_else(|| mac.and_then(|m| self.host_boot(m)));
         let pinned = |why, boot| IpxeDecision { boot, why };
         match pin {
+            Some("local") if by_api => return pinned("next action: local disk", IpxeBoot::Local),
             Some("local") => return pinned("host pinned to local disk", IpxeBoot::Local),
             Some("menu") | None => {}
             Some(id) => {
@@ -420,8 +442,10 @@ impl Policy {
                     .iter()
                     .find(|i| i.id == id)
                     .and_then(|i| self.launch(i, platform));
-                if let Some(l) = launch {
-                    return pinned("host pinned to an item", IpxeBoot::Item(l));
+                match launch {
+                    Some(l) if by_api => return pinned("next action: an item", IpxeBoot::Item(l)),
+                    Some(l) => return pinned("host pinned to an item", IpxeBoot::Item(l)),
+                    None => {}
                 }
             }
         }
@@ -439,6 +463,9 @@ impl Policy {
             _ => "local",
         };
         let why = match pin {
+            Some(id) if id != "menu" && by_api => {
+                "next action: an item with no variant for this platform: menu"
+            }
             Some(id) if id != "menu" => {
                 "host pinned to an item with no variant for this platform: menu"
             }
@@ -452,6 +479,38 @@ impl Policy {
             },
             why,
         }
+    }
+
+    /// The `[[host]] boot` pin of `mac`: its next action until the API sets one.
+    pub fn host_boot(&self, mac: [u8; 6]) -> Option<&str> {
+        self.hosts
+            .iter()
+            .find(|h| h.mac == mac)
+            .and_then(|h| h.boot.as_deref())
+    }
+
+    /// Whether `next` is a next action the API may set: `menu`, `local` or a menu item id.
+    pub fn is_next_action(&self, next: &str) -> bool {
+        ["menu", "local"].contains(&next) || self.menu.items.iter().any(|i| i.id == next)
+    }
+
+    /// The next actions the API accepts, for its error message.
+    pub fn next_actions(&self) -> Vec<&str> {
+        let items = self.menu.items.iter().map(|i| i.id.as_str());
+        ["menu", "local"].into_iter().chain(items).collect()
+    }
+
+    /// The files (relative to `[http] root`) whose fetch means a burn-in has started:
+    /// every variant of the [`BURNIN_ITEM`].
+    pub fn burnin_files(&self) -> Vec<String> {
+        self.menu
+            .items
+            .iter()
+            .filter(|i| i.id == BURNIN_ITEM)
+            .flat_map(|i| [&i.bios, &i.efi, &i.kernel])
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// The boot file for an arch, if one is configured.
@@ -776,17 +835,20 @@ mod tests {
     fn menu_items_appear_only_where_the_platform_can_run_them() {
         let p = menu_policy(Some("memtest"), vec![]);
         assert_eq!(
-            ids(&p.ipxe(None, Platform::Pcbios)),
+            ids(&p.ipxe(None, Platform::Pcbios, None)),
             ["memtest", "biosonly", "linux"]
         );
-        assert_eq!(ids(&p.ipxe(None, Platform::Efi)), ["memtest", "linux"]);
-        assert_eq!(ids(&p.ipxe(None, Platform::Unknown)), ["linux"]);
+        assert_eq!(
+            ids(&p.ipxe(None, Platform::Efi, None)),
+            ["memtest", "linux"]
+        );
+        assert_eq!(ids(&p.ipxe(None, Platform::Unknown, None)), ["linux"]);
         // The platform's own variant wins over the Linux kernel; the kernel brings its initrd.
-        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Pcbios).boot else {
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Pcbios, None).boot else {
             unreachable!()
         };
         assert_eq!((items[2].kernel, items[2].initrd), ("l.bin", None));
-        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Efi).boot else {
+        let IpxeBoot::Menu { items, .. } = p.ipxe(None, Platform::Efi, None).boot else {
             unreachable!()
         };
         assert_eq!(
@@ -797,7 +859,7 @@ mod tests {
 
     #[test]
     fn a_default_the_platform_cannot_run_times_out_to_the_local_disk() {
-        let default = |p: &Policy, pl| match p.ipxe(None, pl).boot {
+        let default = |p: &Policy, pl| match p.ipxe(None, pl, None).boot {
             IpxeBoot::Menu { default, .. } => default.to_string(),
             other => panic!("{other:?}"),
         };
@@ -818,7 +880,7 @@ mod tests {
             boot: Some(boot.into()),
         };
         let p = menu_policy(None, vec![host("memtest")]);
-        let d = p.ipxe(Some(MAC), Platform::Efi);
+        let d = p.ipxe(Some(MAC), Platform::Efi, None);
         assert!(
             matches!(
                 d.boot,
@@ -830,15 +892,45 @@ mod tests {
             "{d:?}"
         );
         // Another machine still gets the menu.
-        assert_eq!(ids(&p.ipxe(Some([0; 6]), Platform::Efi)).len(), 2);
+        assert_eq!(ids(&p.ipxe(Some([0; 6]), Platform::Efi, None)).len(), 2);
         let p = menu_policy(None, vec![host("local")]);
-        assert_eq!(p.ipxe(Some(MAC), Platform::Pcbios).boot, IpxeBoot::Local);
+        assert_eq!(
+            p.ipxe(Some(MAC), Platform::Pcbios, None).boot,
+            IpxeBoot::Local
+        );
         let p = menu_policy(None, vec![host("menu")]);
-        assert_eq!(ids(&p.ipxe(Some(MAC), Platform::Pcbios)).len(), 3);
+        assert_eq!(ids(&p.ipxe(Some(MAC), Platform::Pcbios, None)).len(), 3);
         // Pinned to an item with no EFI variant: the menu, with the reason.
         let p = menu_policy(None, vec![host("biosonly")]);
-        let d = p.ipxe(Some(MAC), Platform::Efi);
+        let d = p.ipxe(Some(MAC), Platform::Efi, None);
         assert_eq!(ids(&d), ["memtest", "linux"]);
         assert!(d.why.contains("no variant"), "{}", d.why);
+    }
+
+    #[test]
+    fn the_next_action_overrides_the_host_pin() {
+        let host = Host {
+            mac: MAC,
+            boot: Some("local".into()),
+        };
+        let p = menu_policy(None, vec![host]);
+        assert_eq!(p.ipxe(Some(MAC), Platform::Efi, None).boot, IpxeBoot::Local);
+        let d = p.ipxe(Some(MAC), Platform::Efi, Some("memtest"));
+        assert!(
+            matches!(d.boot, IpxeBoot::Item(Launch { id: "memtest", .. })),
+            "{d:?}"
+        );
+        assert_eq!(d.why, "next action: an item");
+        assert!(d.can_boot("memtest") && !d.can_boot("linux"));
+        let d = p.ipxe(Some(MAC), Platform::Efi, Some("menu"));
+        assert_eq!(ids(&d), ["memtest", "linux"]);
+        assert!(d.can_boot("linux"));
+        let d = p.ipxe(Some(MAC), Platform::Efi, Some("biosonly"));
+        assert_eq!(
+            d.why,
+            "next action: an item with no variant for this platform: menu"
+        );
+        assert!(p.is_next_action("linux") && p.is_next_action("local"));
+        assert!(!p.is_next_action("shell") && !p.is_next_action("nope"));
     }
 }

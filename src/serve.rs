@@ -2,16 +2,18 @@
 //! all on SIGTERM/SIGINT (or when one fails, with its error).
 
 use crate::config::Config;
+use crate::machines::{self, Machines};
 use crate::metrics::{Dhcp4Metrics, Dhcp6Metrics, HttpMetrics, RaMetrics};
 use crate::policy::Policy;
 use crate::store::{SqliteStore, Store, Writer};
 use crate::timeline::Timeline;
 use crate::{dhcp4, dhcp6, http, ra, tftp};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info};
 
@@ -25,9 +27,24 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
     let writer = Writer::start(Box::new(store));
     let policy = Arc::new(Policy::new(&cfg));
     let mut registry = Registry::with_prefix("sixboot");
-    let timeline = Arc::new(Timeline::default());
+    let (steps, steps_rx) = mpsc::channel(machines::SINK_CAPACITY);
+    let dropped = Counter::default();
+    registry.register(
+        "timeline_dropped",
+        "Timeline steps not put on a machine record: the records were busy",
+        dropped.clone(),
+    );
+    let timeline = Arc::new(Timeline::with_sink(steps, dropped));
+    let machines = Arc::new(Machines::load(&snapshot, writer.clone(), policy.clone()));
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
+    {
+        let (machines, stop) = (machines.clone(), stop.clone());
+        tasks.spawn(async move {
+            machines.run(steps_rx, stop).await;
+            ("machines", Ok(()))
+        });
+    }
 
     if let Some(d4) = &cfg.dhcp4 {
         let metrics = Dhcp4Metrics::default();
@@ -99,6 +116,8 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
             registry: Arc::new(registry),
             metrics,
             timeline: timeline.clone(),
+            machines: machines.clone(),
+            admin_token: cfg.api.admin_token.clone(),
         };
         let stop = stop.clone();
         tasks.spawn(async move { ("http", http::run(ctx, stop).await) });

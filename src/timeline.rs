@@ -6,13 +6,19 @@
 //! TFTP and HTTP only see an address; the MAC is filled in from what DHCP handed to that
 //! address. Repeats of a machine's latest stage (firmware retransmits, iPXE asking for
 //! DHCPv4 five times) are folded into one entry.
+//!
+//! With a sink attached, what is not folded also goes to the machine records
+//! ([`crate::machines`]). Handing it over never waits: a full sink drops the step and counts
+//! it, so no protocol's reply path ever waits on the records or their disk.
 
 use crate::mac::Mac;
+use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-use tracing::info;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
 
 /// One step of a machine's boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +33,29 @@ pub struct Event {
     pub detail: String,
 }
 
+/// What the timeline hands to the machine records, stamped when it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// A stage of a machine whose MAC is known.
+    Stage {
+        mac: [u8; 6],
+        event: Event,
+        at: SystemTime,
+    },
+    /// DHCP or a script URL tied `ip` to `mac` (reported when the tie changes).
+    Address {
+        mac: [u8; 6],
+        ip: IpAddr,
+        at: SystemTime,
+    },
+    /// The DHCPv6 identity the machine used.
+    Dhcp6Identity {
+        mac: [u8; 6],
+        duid: Vec<u8>,
+        iaid: u32,
+    },
+}
+
 /// A repeat of the same stage closer than this to the last one is folded.
 const FOLD: Duration = Duration::from_secs(30);
 /// Addresses remembered for MAC lookups; the oldest half is dropped past this.
@@ -35,6 +64,13 @@ const MAX_ADDRESSES: usize = 200_000;
 #[derive(Default)]
 pub struct Timeline {
     inner: Mutex<Inner>,
+    sink: Option<Sink>,
+}
+
+/// Where unfolded steps go, and the count of those dropped because it was full.
+struct Sink {
+    tx: mpsc::Sender<Observed>,
+    dropped: Counter,
 }
 
 #[derive(Default)]
@@ -44,16 +80,51 @@ struct Inner {
 }
 
 impl Timeline {
+    /// A timeline that also hands every unfolded step to `tx`; `dropped` counts those
+    /// that found it full.
+    pub fn with_sink(tx: mpsc::Sender<Observed>, dropped: Counter) -> Timeline {
+        Timeline {
+            inner: Mutex::default(),
+            sink: Some(Sink { tx, dropped }),
+        }
+    }
+
+    /// Hands `o` to the sink, if any, without waiting.
+    fn tell(&self, o: Observed) {
+        if let Some(s) = &self.sink
+            && s.tx.try_send(o).is_err()
+        {
+            s.dropped.inc();
+            debug!("machine records busy: a timeline step was not recorded");
+        }
+    }
+
     /// Records that `address` now belongs to `mac` (a DHCP lease was handed out).
     pub fn learn(&self, address: IpAddr, mac: [u8; 6]) {
-        let mut g = self.inner.lock().expect("timeline lock");
-        if g.mac_of.len() >= MAX_ADDRESSES {
-            let mut ages: Vec<Instant> = g.mac_of.values().map(|v| v.1).collect();
-            ages.sort();
-            let cut = ages[ages.len() / 2];
-            g.mac_of.retain(|_, v| v.1 > cut);
+        let before = {
+            let mut g = self.inner.lock().expect("timeline lock");
+            if g.mac_of.len() >= MAX_ADDRESSES {
+                let mut ages: Vec<Instant> = g.mac_of.values().map(|v| v.1).collect();
+                ages.sort();
+                let cut = ages[ages.len() / 2];
+                g.mac_of.retain(|_, v| v.1 > cut);
+            }
+            g.mac_of.insert(address, (mac, Instant::now()))
+        };
+        if before.map(|b| b.0) != Some(mac) {
+            self.tell(Observed::Address {
+                mac,
+                ip: address,
+                at: SystemTime::now(),
+            });
         }
-        g.mac_of.insert(address, (mac, Instant::now()));
+    }
+
+    /// Records which DHCPv6 DUID and IAID `mac` used.
+    pub fn identify6(&self, mac: [u8; 6], duid: Vec<u8>, iaid: u32) {
+        if self.sink.is_some() {
+            self.tell(Observed::Dhcp6Identity { mac, duid, iaid });
+        }
     }
 
     /// The MAC DHCP (or an iPXE script URL) last tied to `address`, if any.
@@ -93,6 +164,15 @@ impl Timeline {
             .unwrap_or_else(|| "unknown".into());
         let ip = ev.ip.map(|i| i.to_string()).unwrap_or_default();
         info!(target: "sixboot::timeline", %mac, %ip, protocol = %ev.protocol, stage = %ev.stage, detail = %ev.detail, "stage");
+        if let Some(m) = ev.mac
+            && self.sink.is_some()
+        {
+            self.tell(Observed::Stage {
+                mac: m,
+                event: ev.clone(),
+                at: SystemTime::now(),
+            });
+        }
         Some(ev)
     }
 }
@@ -135,5 +215,32 @@ mod tests {
         assert!(t.record(ev("192.168.1.10", "served", "x")).is_none());
         assert!(t.record(ev("192.168.1.10", "served", "y")).is_some());
         assert!(t.record(ev("192.168.1.10", "served", "x")).is_some());
+    }
+
+    #[test]
+    fn the_sink_gets_unfolded_steps_and_a_full_one_counts_drops() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let dropped = Counter::default();
+        let t = Timeline::with_sink(tx, dropped.clone());
+        let ip: IpAddr = "192.168.1.10".parse().unwrap();
+        t.learn(ip, MAC);
+        t.learn(ip, MAC);
+        t.record(ev("192.168.1.10", "served", "x"));
+        t.record(ev("192.168.1.10", "served", "x"));
+        t.record(ev("192.168.1.11", "served", "no mac"));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Observed::Address { mac: MAC, .. })
+        ));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Observed::Stage { mac: MAC, .. })
+        ));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(dropped.get(), 0);
+        t.record(ev("192.168.1.10", "served", "y"));
+        t.record(ev("192.168.1.10", "served", "z"));
+        t.record(ev("192.168.1.10", "served", "w"));
+        assert_eq!(dropped.get(), 1);
     }
 }

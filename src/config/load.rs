@@ -107,7 +107,14 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
         .filter_map(|t| host(r, t, &menu))
         .collect();
     let api = r.sub(top, "api").map(|mut t| {
-        let admin_token = r.string(&mut t, "admin_token").map(|s| s.value);
+        let admin_token = r.string(&mut t, "admin_token");
+        if let Some(tok) = admin_token.as_ref().filter(|s| s.value.trim().is_empty()) {
+            r.problem(
+                tok.span.clone(),
+                "api.admin_token is empty; leave it out to disable the API's changes",
+            );
+        }
+        let admin_token = admin_token.map(|s| s.value);
         r.finish(t);
         Api { admin_token }
     });
@@ -718,6 +725,20 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("is not a MAC address"), "{out}");
+    }
+
+    #[test]
+    fn an_empty_admin_token_is_refused() {
+        let out = errors(&(contract() + "\n[api]\nadmin_token = \" \"\n"));
+        assert!(out.contains("api.admin_token is empty"), "{out}");
+        let c = parse(
+            &(contract() + "\n[api]\nadmin_token = \"t0ken\"\n"),
+            "x.toml",
+            Path::new("."),
+            Checks::FileOnly,
+        )
+        .unwrap();
+        assert_eq!(c.api.admin_token.as_deref(), Some("t0ken"));
     }
 
     #[test]

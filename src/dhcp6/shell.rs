@@ -118,10 +118,15 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
         inc(&ctx.metrics.received, "type", message);
         match server.handle(bytes, *from.ip(), unix_now()) {
             Ok(mut reply) => {
+                let identity = reply.changes.iter().find_map(|c| match c {
+                    Change::Lease6(l) => Some((l.duid.clone(), l.iaid)),
+                    _ => None,
+                });
                 // Queued here, in decision order, as one transaction; awaited in the task.
                 let durable = ctx.writer.persist(std::mem::take(&mut reply.changes));
                 in_flight.spawn(send_when_durable(
                     reply,
+                    identity,
                     from,
                     durable,
                     sock.clone(),
@@ -145,6 +150,7 @@ fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
 /// machine's timeline.
 async fn send_when_durable(
     reply: Reply,
+    identity: Option<(Vec<u8>, u32)>,
     from: SocketAddrV6,
     durable: impl Future<Output = Result<(), StoreError>>,
     sock: Arc<UdpSocket>,
@@ -169,6 +175,9 @@ async fn send_when_durable(
     if let Some(mac) = reply.mac {
         for &a in &reply.addrs {
             timeline.learn(a.into(), mac);
+        }
+        if let Some((duid, iaid)) = identity {
+            timeline.identify6(mac, duid, iaid);
         }
     }
     let given = match &reply.boot {

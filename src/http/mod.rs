@@ -1,12 +1,16 @@
 //! The HTTP stage: iPXE's entry script, per-machine scripts rendered from templates,
-//! utilities and boot files streamed from disk, and the operational endpoints.
+//! utilities and boot files streamed from disk, the machines API, the dashboard, and the
+//! operational endpoints.
 //!
 //! axum and tower-http speak HTTP. This module only decides where a path may lead
 //! (`files`), what goes into a script (`scripts`, which asks `policy` what each machine
-//! gets), and what is logged, counted and put on each machine's timeline.
+//! gets), what the API accepts (`api`), what the dashboard shows (`dashboard`), and what
+//! is logged, counted and put on each machine's timeline.
 
+mod api;
 mod body;
 mod conn;
+mod dashboard;
 mod files;
 mod ops;
 mod routes;
@@ -14,6 +18,7 @@ mod scripts;
 mod templates;
 
 use crate::config::Http;
+use crate::machines::Machines;
 use crate::metrics::HttpMetrics;
 use crate::policy::Policy;
 use crate::timeline::Timeline;
@@ -39,6 +44,10 @@ pub struct HttpContext {
     pub metrics: HttpMetrics,
     /// Each machine's stages; HTTP learns MACs from script URLs and reports what it served.
     pub timeline: Arc<Timeline>,
+    /// The machine records the API and the dashboard show and the scripts follow.
+    pub machines: Arc<Machines>,
+    /// `[api] admin_token`: without it, the API refuses every change.
+    pub admin_token: Option<String>,
 }
 
 /// What every handler shares.
@@ -49,6 +58,10 @@ struct AppState {
     registry: Arc<Registry>,
     metrics: HttpMetrics,
     timeline: Arc<Timeline>,
+    machines: Arc<Machines>,
+    admin_token: Option<String>,
+    /// Turns true at shutdown: live update streams end then, so they hold nothing up.
+    shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -101,6 +114,9 @@ pub async fn run(ctx: HttpContext, shutdown: watch::Receiver<bool>) -> io::Resul
         registry: ctx.registry,
         metrics: ctx.metrics,
         timeline: ctx.timeline,
+        machines: ctx.machines,
+        admin_token: ctx.admin_token,
+        shutdown: shutdown.clone(),
     });
     let limits = conn::Limits {
         slots: Arc::new(tokio::sync::Semaphore::new(ctx.http.max_connections)),

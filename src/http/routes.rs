@@ -3,14 +3,14 @@
 //! it, including the body bytes sent.
 
 use super::scripts::{self, Decision};
-use super::{AppState, files, ops};
+use super::{AppState, api, dashboard, files, ops};
 use crate::mac::Mac;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post, put};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +39,13 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route(MACHINE, get(scripts::machine))
         .route(METRICS, get(ops::metrics))
         .route(HEALTHZ, get(ops::healthz))
+        .route(dashboard::DASHBOARD, get(dashboard::dashboard))
+        .route(dashboard::MACHINE, get(dashboard::machine))
+        .route(api::MACHINES, get(api::list))
+        .route(api::MACHINE, get(api::one))
+        .route(api::REPORT, post(api::report))
+        .route(api::NEXT, put(api::next))
+        .route(api::EVENTS, get(api::events))
         .fallback(files::serve)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -47,10 +54,22 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
 /// The route label for metrics: the matched route, else where `files` looked.
 fn route_of(req: &Request) -> &'static str {
     let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
-    [ENTRY, MACHINE, METRICS, HEALTHZ]
-        .into_iter()
-        .find(|r| Some(*r) == matched)
-        .unwrap_or_else(|| files::route_of(req.uri().path()))
+    [
+        ENTRY,
+        MACHINE,
+        METRICS,
+        HEALTHZ,
+        dashboard::DASHBOARD,
+        dashboard::MACHINE,
+        api::MACHINES,
+        api::MACHINE,
+        api::REPORT,
+        api::NEXT,
+        api::EVENTS,
+    ]
+    .into_iter()
+    .find(|r| Some(*r) == matched)
+    .unwrap_or_else(|| files::route_of(req.uri().path()))
 }
 
 async fn observe(

@@ -1,13 +1,15 @@
 //! iPXE scripts. `GET /boot.ipxe` is the entry point: a short script that chains to the
 //! per-machine URL, letting iPXE fill in its own variables (the matchbox pattern).
 //! `GET /ipxe?mac=…&platform=…` renders that machine's script from what `policy`
-//! decides for it: the menu, or straight to one item or the local disk.
+//! decides for it: the menu, or straight to one item or the local disk, following the
+//! machine's next action. A script that can boot the burn-in item carries a fresh
+//! per-boot token for it, stored before the script leaves (see [`machine`]).
 
 use super::AppState;
 use super::routes::{MACHINE, Peer};
 use super::templates::{self, Templates};
 use crate::mac::Mac;
-use crate::policy::{IpxeBoot, Platform, Policy};
+use crate::policy::{BURNIN_ITEM, IpxeBoot, IpxeDecision, Launch, Platform};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +19,7 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 /// Longest value kept from the query; SMBIOS strings are far shorter.
 const MAX_VALUE: usize = 256;
@@ -91,29 +93,71 @@ pub(super) fn entry_script(t: &Templates, base: &str) -> Result<String, minijinj
     t.render(templates::ENTRY, context! { base, machine_path => MACHINE })
 }
 
-/// The per-machine script, and why the policy chose what it shows.
+/// One item as the script shows it: the policy's launch, and for the burn-in item the
+/// report URL and token appended to its kernel arguments (the contract with the image).
+#[derive(Debug, Serialize)]
+struct Shown<'a> {
+    id: &'a str,
+    title: &'a str,
+    kernel: &'a str,
+    initrd: Option<&'a str>,
+    args: Option<String>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(l: &Launch<'a>, report: Option<&str>) -> Shown<'a> {
+        let extra = report.filter(|_| l.id == BURNIN_ITEM);
+        let args = match (l.args, extra) {
+            (Some(a), Some(r)) => Some(format!("{a} {r}")),
+            (a, r) => a.map(str::to_string).or(r.map(str::to_string)),
+        };
+        Shown {
+            id: l.id,
+            title: l.title,
+            kernel: l.kernel,
+            initrd: l.initrd,
+            args,
+        }
+    }
+}
+
+/// The kernel arguments that let the burn-in image report back: where, and with which
+/// token.
+pub(super) fn report_args(base: &str, mac: [u8; 6], token: &str) -> String {
+    format!(
+        "sixboot.report={base}{}/{}/report sixboot.token={token}",
+        super::api::MACHINES,
+        Mac(&mac)
+    )
+}
+
+/// The per-machine script for what the policy decided; `report` (see [`report_args`])
+/// goes onto the burn-in item's kernel line.
 pub(super) fn machine_script(
     t: &Templates,
-    policy: &Policy,
     base: &str,
     machine: &Machine,
-    mac: Option<[u8; 6]>,
-) -> (Result<String, minijinja::Error>, &'static str) {
-    let platform = Platform::from_ipxe(&machine.platform);
-    let decision = policy.ipxe(mac, platform);
+    platform: Platform,
+    decision: &IpxeDecision,
+    report: Option<&str>,
+) -> Result<String, minijinja::Error> {
     let boot = match &decision.boot {
         IpxeBoot::Menu {
             items,
             default,
             timeout,
-        } => context! { kind => "menu", items => Serde(items), default => *default, timeout },
+        } => {
+            let items: Vec<Shown> = items.iter().map(|l| Shown::new(l, report)).collect();
+            context! { kind => "menu", items => Serde(items), default => *default, timeout }
+        }
         IpxeBoot::Item(item) => {
-            context! { kind => "item", items => Serde([item]), item => Serde(item) }
+            let item = Shown::new(item, report);
+            context! { kind => "item", items => Serde([&item]), item => Serde(&item) }
         }
         IpxeBoot::Local => context! { kind => "local", items => () },
     };
     let ctx = context! { base, machine => Serde(machine), platform => platform.name(), boot, why => decision.why };
-    (t.render(templates::MACHINE, ctx), decision.why)
+    t.render(templates::MACHINE, ctx)
 }
 
 /// What the policy decided for a per-machine script, for the request's log line.
@@ -148,6 +192,11 @@ pub(super) async fn entry(
     script(templates::ENTRY, entry_script(&st.templates, &base))
 }
 
+/// The per-machine script. It follows the machine's next action, and records what iPXE
+/// said about the machine. When it can boot the burn-in item (straight away or from its
+/// menu), it gets a new token, on disk before the script is sent: minting here rather than
+/// behind a second URL for the menu entry keeps one round trip and one place where tokens
+/// are made, and a token the operator's menu choice leaves unused costs nothing.
 pub(super) async fn machine(
     State(st): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
@@ -159,7 +208,44 @@ pub(super) async fn machine(
         st.timeline.learn(peer.remote.ip(), m);
     }
     let base = base_url(&headers, peer.local);
-    let (rendered, why) = machine_script(&st.templates, &st.policy, &base, &machine, mac);
+    let platform = Platform::from_ipxe(&machine.platform);
+    let next = mac.and_then(|m| st.machines.next_of(m));
+    let decision = st.policy.ipxe(mac, platform, next.as_deref());
+    let why = decision.why;
+    let mut report = None;
+    if let Some(m) = mac {
+        let mint = decision.can_boot(BURNIN_ITEM);
+        let facts = machine.clone();
+        let update = move |r: &mut crate::machines::Record| {
+            r.uuid = facts.uuid;
+            r.serial = facts.serial;
+            r.manufacturer = facts.manufacturer;
+            r.product = facts.product;
+            r.platform = facts.platform;
+            r.buildarch = facts.buildarch;
+        };
+        match st.machines.script_served(m, update, mint).await {
+            Ok(token) => report = token.map(|t| report_args(&base, m, &t)),
+            Err(e) => {
+                error!(mac = %machine.mac, error = %e, "burn-in token not stored; script withheld");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "machine record not stored\n",
+                )
+                    .into_response();
+            }
+        }
+    } else if decision.can_boot(BURNIN_ITEM) {
+        warn!(client = %peer.remote.ip(), "script without a MAC: its burn-in cannot report back");
+    }
+    let rendered = machine_script(
+        &st.templates,
+        &base,
+        &machine,
+        platform,
+        &decision,
+        report.as_deref(),
+    );
     // The request line (info) names the client, its MAC and this decision; the rest of
     // what iPXE said about the machine is here for debugging.
     debug!(
@@ -177,11 +263,7 @@ pub(super) async fn machine(
     st.stage(
         peer.remote.ip(),
         "script",
-        format!(
-            "{} on {}",
-            why,
-            Platform::from_ipxe(&machine.platform).name()
-        ),
+        format!("{} on {}", why, platform.name()),
     );
     let mut res = script(templates::MACHINE, rendered);
     res.extensions_mut().insert(Decision(why));
@@ -192,6 +274,7 @@ pub(super) async fn machine(
 mod tests {
     use super::*;
     use crate::config::{Checks, parse};
+    use crate::policy::Policy;
     use std::collections::HashSet;
     use std::path::Path;
 
@@ -224,6 +307,13 @@ id = "dos"
 title = "DOS flash tool"
 bios = "dos/flash.bin"
 
+[[menu.item]]
+id = "burnin"
+title = "CPU burn-in"
+kernel = "burnin/vmlinuz"
+initrd = "burnin/initrd.img"
+args = "console=ttyS0,115200 sixboot.duration=20"
+
 [[host]]
 mac = "52:54:00:00:00:01"
 boot = "memtest"
@@ -239,12 +329,27 @@ boot = "local"
         Policy::new(&parse(CONFIG, "x.toml", Path::new("."), Checks::FileOnly).unwrap())
     }
 
-    /// Renders the per-machine script for the URL query iPXE would send.
-    fn render(query: &str) -> String {
+    /// Renders the per-machine script for the URL query iPXE would send, with the
+    /// machine's API-set next action and burn-in token.
+    fn render_with(query: &str, next: Option<&str>, token: Option<&str>) -> String {
         let (m, mac) = Machine::from_query(query);
-        machine_script(&Templates::new(None), &policy(), BASE, &m, mac)
-            .0
-            .unwrap()
+        let policy = policy();
+        let platform = Platform::from_ipxe(&m.platform);
+        let decision = policy.ipxe(mac, platform, next);
+        let report = token.map(|t| report_args(BASE, mac.unwrap(), t));
+        machine_script(
+            &Templates::new(None),
+            BASE,
+            &m,
+            platform,
+            &decision,
+            report.as_deref(),
+        )
+        .unwrap()
+    }
+
+    fn render(query: &str) -> String {
+        render_with(query, None, None)
     }
 
     /// Compares with `tests/golden/NAME`; `UPDATE_GOLDEN=1` rewrites the file instead.
@@ -348,6 +453,28 @@ boot = "local"
         golden_script(
             "machine-pcbios-host-local.ipxe",
             "mac=52-54-00-00-00-02&platform=pcbios",
+        );
+    }
+
+    #[test]
+    fn golden_burnin_next_action_carries_report_url_and_token() {
+        let q = "mac=52-54-00-12-34-56&platform=efi&buildarch=x86_64";
+        let token = "0123456789abcdef0123456789abcdef";
+        let s = render_with(q, Some("burnin"), Some(token));
+        assert_eq!(ipxe_hazards(&s, OURS), Vec::<String>::new(), "{s}");
+        golden("machine-efi-next-burnin.ipxe", &s);
+        assert!(s.contains(&format!(
+            "kernel {BASE}/burnin/vmlinuz initrd=initrd.img console=ttyS0,115200 sixboot.duration=20 sixboot.report={BASE}/api/v1/machines/52:54:00:12:34:56/report sixboot.token={token} || goto failed"
+        )), "{s}");
+        // From the menu, only the burn-in entry gets them.
+        let menu = render_with(q, Some("menu"), Some(token));
+        assert_eq!(menu.matches("sixboot.token=").count(), 1, "{menu}");
+        assert!(menu.contains("\nchoose "), "{menu}");
+        // `local` boots the disk with no menu; the API's choice beats the host pin.
+        let local = render_with("mac=52-54-00-00-00-01&platform=pcbios", Some("local"), None);
+        assert!(
+            local.contains("\ngoto local\n") && !local.contains("\nchoose"),
+            "{local}"
         );
     }
 

@@ -1,4 +1,4 @@
-//! The iPXE script templates: built into the binary, and overridable by the operator
+//! The iPXE script and dashboard templates: built into the binary, and overridable by the operator
 //! from the `[http] templates` folder without a rebuild. A file there with a built-in
 //! template's name replaces it; any other file there can be included. minijinja's
 //! auto-reload checks the files on each use, so an edit, a new override or a removed one
@@ -10,10 +10,15 @@ use std::path::PathBuf;
 
 pub(super) const ENTRY: &str = "boot.ipxe";
 pub(super) const MACHINE: &str = "machine.ipxe";
+/// HTML pages; minijinja escapes every value in a `.html` template.
+pub(super) const DASHBOARD: &str = "dashboard.html";
+pub(super) const MACHINE_PAGE: &str = "machine.html";
 
-const BUILTIN: [(&str, &str); 2] = [
+const BUILTIN: [(&str, &str); 4] = [
     (ENTRY, include_str!("templates/boot.ipxe")),
     (MACHINE, include_str!("templates/machine.ipxe")),
+    (DASHBOARD, include_str!("templates/dashboard.html")),
+    (MACHINE_PAGE, include_str!("templates/machine.html")),
 ];
 
 pub(super) struct Templates {
@@ -56,6 +61,8 @@ impl Templates {
         env.add_filter("ipxe_text", ipxe_text);
         env.add_filter("ipxe_line", ipxe_line);
         env.add_filter("urlpath", urlpath);
+        env.add_filter("ago", ago);
+        env.add_filter("utc", utc);
         Templates { env }
     }
 
@@ -97,6 +104,23 @@ pub(super) fn ipxe_line(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// How long ago a Unix-milliseconds time was, as the dashboard shows it (its script
+/// keeps the same words up to date).
+fn ago(ms: u64) -> String {
+    let s = crate::machines::now_ms().saturating_sub(ms) / 1000;
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// A Unix-milliseconds time as an HTTP date (UTC), for timelines.
+fn utc(ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
 /// Bytes percent-encoded in a URL path: everything that would end the path, split an
@@ -145,6 +169,43 @@ mod tests {
         );
         assert_eq!(urlpath("memtest86+x64.bin"), "memtest86+x64.bin");
         assert_eq!(urlpath("dir/a b${x}.efi"), "dir/a%20b%24%7Bx%7D.efi");
+        assert_eq!(utc(1_800_000_000_000), "Fri, 15 Jan 2027 08:00:00 GMT");
+        assert_eq!(ago(crate::machines::now_ms() - 90_000), "1 min ago");
+    }
+
+    #[test]
+    fn pages_escape_what_machines_send() {
+        let t = Templates::new(None);
+        let m = serde_json::json!({"mac": "52:54:00:12:34:56", "stage": "<script>x</script>",
+            "stage_detail": "\"", "last_seen": 0, "first_seen": 0, "addresses": [], "state": "none",
+            "result": null, "next": "menu", "timeline": [], "report": null});
+        let html = t
+            .render(
+                DASHBOARD,
+                minijinja::context! { machines => minijinja::value::Serde(vec![&m]), filter => "all", filters => Vec::<()>::new() },
+            )
+            .unwrap();
+        assert!(html.contains("&lt;script&gt;x&lt;"), "{html}");
+        assert!(!html.contains("<script>x"), "{html}");
+        let mut m = m;
+        m["report_at"] = 0.into();
+        m["report"] = serde_json::json!({"result": "fail", "duration_s": 20,
+            "cpu": {"model": "<b>cpu</b>", "count": 2}, "memory_bytes": 2147483648u64,
+            "disks": [{"name": "vda", "bytes": 1073741824}],
+            "checks": [{"name": "edac", "ok": false, "detail": "1 CE"}]});
+        let page = t
+            .render(
+                MACHINE_PAGE,
+                minijinja::context! { m => minijinja::value::Serde(&m), report => "{}" },
+            )
+            .unwrap();
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(page.contains("2 × &lt;b&gt;cpu&lt;&#x2f;b&gt;"), "{page}");
+        assert!(
+            page.contains("2048 MiB") && page.contains("vda (1024 MiB)"),
+            "{page}"
+        );
+        assert!(page.contains("FAILED</span> 1 CE"), "{page}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Durable state behind a small trait: leases (v4 and v6) and server metadata.
+//! Durable state behind a small trait: leases (v4 and v6), machine records with their
+//! boot timelines, and server metadata.
 //!
 //! The protocol cores keep leases in memory and emit a [`Change`] for each decision; the
 //! shell hands it to a [`Writer`] and sends the reply only once the change is on disk.
@@ -63,6 +64,20 @@ pub struct Lease6 {
     pub expires: u64,
 }
 
+/// Timeline entries kept per machine; older ones are dropped as new ones arrive.
+pub const MACHINE_EVENTS_KEPT: usize = 200;
+
+/// One step on a machine's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineEvent {
+    pub mac: [u8; 6],
+    /// Unix milliseconds.
+    pub at: u64,
+    pub protocol: String,
+    pub stage: String,
+    pub detail: String,
+}
+
 /// One durable write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -73,6 +88,16 @@ pub enum Change {
         key: String,
         value: Vec<u8>,
     },
+    /// A machine's whole record, as the machines module serializes it (JSON): the store
+    /// keeps it opaque, so the record can grow fields without a schema change.
+    Machine {
+        mac: [u8; 6],
+        record: String,
+    },
+    /// A timeline step; past [`MACHINE_EVENTS_KEPT`] the machine's oldest go.
+    MachineEvent(MachineEvent),
+    /// A machine and its timeline, evicted to bound the store.
+    ForgetMachine([u8; 6]),
 }
 
 /// Everything the store holds, read once at start.
@@ -81,6 +106,10 @@ pub struct Snapshot {
     pub leases4: Vec<Lease4>,
     pub leases6: Vec<Lease6>,
     pub meta: Vec<(String, Vec<u8>)>,
+    /// Each machine's record (JSON), by MAC.
+    pub machines: Vec<([u8; 6], String)>,
+    /// Every kept timeline step, oldest first.
+    pub machine_events: Vec<MachineEvent>,
 }
 
 /// A durable store. `commit` returns only once the whole batch is on disk.

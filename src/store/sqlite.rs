@@ -1,7 +1,10 @@
 //! The embedded default store: SQLite in WAL mode with `synchronous=FULL`, so a committed
 //! transaction survives a crash or power loss.
 
-use super::{Change, Lease4, Lease6, LeaseState, Snapshot, Store, StoreError};
+use super::{
+    Change, Lease4, Lease6, LeaseState, MACHINE_EVENTS_KEPT, MachineEvent, Snapshot, Store,
+    StoreError,
+};
 use rusqlite::{Connection, params};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -18,6 +21,11 @@ CREATE TABLE IF NOT EXISTS leases6 (
   addr BLOB PRIMARY KEY, duid BLOB NOT NULL, iaid INTEGER NOT NULL, link BLOB NOT NULL,
   state INTEGER NOT NULL, expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS machines (mac BLOB PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS machine_events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, mac BLOB NOT NULL, at INTEGER NOT NULL,
+  protocol TEXT NOT NULL, stage TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS machine_events_by_mac ON machine_events (mac, id);
 ";
 
 impl SqliteStore {
@@ -30,6 +38,11 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore { conn })
     }
+}
+
+fn mac(v: Vec<u8>) -> Result<[u8; 6], StoreError> {
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt("machine MAC length".into()))
 }
 
 fn state(v: i64) -> Result<LeaseState, StoreError> {
@@ -92,6 +105,33 @@ impl Store for SqliteStore {
         for row in q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))? {
             snap.meta.push(row?);
         }
+        let mut q = self.conn.prepare("SELECT mac, record FROM machines")?;
+        for row in q.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?)))? {
+            let (m, record) = row?;
+            snap.machines.push((mac(m)?, record));
+        }
+        let mut q = self
+            .conn
+            .prepare("SELECT mac, at, protocol, stage, detail FROM machine_events ORDER BY id")?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (m, at, protocol, stage, detail) = row?;
+            snap.machine_events.push(MachineEvent {
+                mac: mac(m)?,
+                at: at as u64,
+                protocol,
+                stage,
+                detail,
+            });
+        }
         Ok(snap)
     }
 
@@ -103,6 +143,20 @@ impl Store for SqliteStore {
             let mut put6 = tx
                 .prepare_cached("INSERT OR REPLACE INTO leases6 VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
             let mut meta = tx.prepare_cached("INSERT OR REPLACE INTO meta VALUES (?1, ?2)")?;
+            let mut machine =
+                tx.prepare_cached("INSERT OR REPLACE INTO machines VALUES (?1, ?2)")?;
+            let mut event = tx.prepare_cached(
+                "INSERT INTO machine_events (mac, at, protocol, stage, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            // Keeps the newest MACHINE_EVENTS_KEPT of one machine's steps; run once per
+            // machine per batch, after its inserts.
+            let mut trim = tx.prepare_cached(
+                "DELETE FROM machine_events WHERE mac = ?1 AND id <= (SELECT id FROM machine_events WHERE mac = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )?;
+            let mut forget = tx.prepare_cached("DELETE FROM machines WHERE mac = ?1")?;
+            let mut forget_events =
+                tx.prepare_cached("DELETE FROM machine_events WHERE mac = ?1")?;
+            let mut grew = std::collections::HashSet::new();
             for c in batch {
                 match c {
                     Change::Lease4(l) => put4.execute(params![
@@ -121,7 +175,28 @@ impl Store for SqliteStore {
                         l.expires as i64
                     ])?,
                     Change::Meta { key, value } => meta.execute(params![key, value])?,
+                    Change::Machine { mac, record } => {
+                        machine.execute(params![&mac[..], record])?
+                    }
+                    Change::MachineEvent(e) => {
+                        event.execute(params![
+                            &e.mac[..],
+                            e.at as i64,
+                            e.protocol,
+                            e.stage,
+                            e.detail
+                        ])?;
+                        grew.insert(e.mac);
+                        0
+                    }
+                    Change::ForgetMachine(mac) => {
+                        forget_events.execute(params![&mac[..]])?;
+                        forget.execute(params![&mac[..]])?
+                    }
                 };
+            }
+            for mac in grew {
+                trim.execute(params![&mac[..], MACHINE_EVENTS_KEPT as i64])?;
             }
         }
         tx.commit()?;
@@ -175,5 +250,59 @@ mod tests {
         );
         assert_eq!(snap.leases6, vec![l6]);
         assert_eq!(snap.meta, vec![("duid".to_string(), vec![9, 9])]);
+    }
+
+    #[test]
+    fn machines_and_their_newest_events_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = [0x52, 0x54, 0, 0, 0, 1];
+        let b = [0x52, 0x54, 0, 0, 0, 2];
+        let ev = |mac, n: usize| {
+            Change::MachineEvent(MachineEvent {
+                mac,
+                at: 1_800_000_000_000 + n as u64,
+                protocol: "http".into(),
+                stage: "served".into(),
+                detail: format!("step {n}"),
+            })
+        };
+        {
+            let mut s = SqliteStore::open(dir.path()).unwrap();
+            let mut batch = vec![
+                Change::Machine {
+                    mac: a,
+                    record: "{\"n\":1}".into(),
+                },
+                Change::Machine {
+                    mac: b,
+                    record: "{}".into(),
+                },
+            ];
+            batch.extend((0..MACHINE_EVENTS_KEPT + 5).map(|n| ev(a, n)));
+            batch.push(ev(b, 0));
+            s.commit(&batch).unwrap();
+            s.commit(&[Change::Machine {
+                mac: a,
+                record: "{\"n\":2}".into(),
+            }])
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        let snap = s.load().unwrap();
+        let mut machines = snap.machines.clone();
+        machines.sort();
+        assert_eq!(machines, vec![(a, "{\"n\":2}".into()), (b, "{}".into())]);
+        let of_a: Vec<_> = snap.machine_events.iter().filter(|e| e.mac == a).collect();
+        assert_eq!(of_a.len(), MACHINE_EVENTS_KEPT);
+        assert_eq!(of_a[0].detail, "step 5");
+        assert_eq!(
+            of_a.last().unwrap().detail,
+            format!("step {}", MACHINE_EVENTS_KEPT + 4)
+        );
+        s.commit(&[Change::ForgetMachine(a)]).unwrap();
+        let snap = s.load().unwrap();
+        assert_eq!(snap.machines, vec![(b, "{}".into())]);
+        assert!(snap.machine_events.iter().all(|e| e.mac == b));
+        assert_eq!(snap.machine_events.len(), 1);
     }
 }

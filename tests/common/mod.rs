@@ -8,9 +8,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod capture;
+pub mod curl;
 pub mod dhcp4_client;
 pub mod dhcp6_client;
+pub mod machines;
 pub mod served;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -1,0 +1,195 @@
+//! A real headless Chromium in a lab namespace, driven over the DevTools protocol: tests
+//! load the dashboard, read its DOM as a user would see it, and save screenshots.
+//!
+//! The DevTools client is tungstenite over a socket opened inside the namespace; each
+//! command waits (bounded) for its own answer.
+//!
+//! Watching a boot (what the burn-in e2e test does): open the page first, boot, then
+//!
+//! ```ignore
+//! let mut b = Browser::open(&lab.ns, "http://[fd00:1::1]:8080/");
+//! // ... start the VM ...
+//! let row = b.wait_row("52:54:00:12:34:56", "pass", Duration::from_secs(600));
+//! b.screenshot(&artifacts_dir().join("burnin.png"));
+//! assert!(row.is_ok(), "never PASS: {row:?}");
+//! ```
+
+use super::{cmd_in, in_netns, wait_until};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::{Message, WebSocket};
+
+/// DevTools port inside the namespace (each lab has its own namespace, so no clash).
+const DEVTOOLS_PORT: u16 = 9222;
+/// Longest one DevTools command may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+
+pub struct Browser {
+    child: Child,
+    ws: WebSocket<TcpStream>,
+    next_id: u64,
+    _profile: tempfile::TempDir,
+}
+
+/// Where tests put what a person should be able to look at afterwards (screenshots):
+/// `target/test-artifacts/`.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+impl Browser {
+    /// Starts headless Chromium in namespace `ns` showing `url`, and connects to that page.
+    pub fn open(ns: &str, url: &str) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(profile.path().join("chromium.log")).unwrap();
+        let child = cmd_in(ns, "chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--window-size=1280,720",
+                &format!("--remote-debugging-port={DEVTOOLS_PORT}"),
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own process group, so Drop ends Chromium's helpers with it.
+            .process_group(0)
+            .spawn()
+            .expect("start chromium (scripts/deps.sh test installs it)");
+        let mut page = None;
+        let found = wait_until(Duration::from_secs(60), || {
+            page = page_socket_url(ns);
+            page.is_some()
+        });
+        let log = std::fs::read_to_string(profile.path().join("chromium.log")).unwrap_or_default();
+        assert!(found, "chromium showed no page over DevTools:\n{log}");
+        let page = page.unwrap();
+        let ws = in_netns(ns, move || {
+            let tcp = TcpStream::connect(("127.0.0.1", DEVTOOLS_PORT)).expect("devtools tcp");
+            tcp.set_read_timeout(Some(COMMAND_LIMIT)).unwrap();
+            tungstenite::client(page.as_str(), tcp)
+                .expect("devtools websocket")
+                .0
+        });
+        Browser {
+            child,
+            ws,
+            next_id: 0,
+            _profile: profile,
+        }
+    }
+
+    /// Sends one DevTools command and returns its `result`; panics on an error answer.
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({ "id": id, "method": method, "params": params }).to_string();
+        self.ws.send(Message::text(msg)).expect("devtools send");
+        let deadline = Instant::now() + COMMAND_LIMIT;
+        while Instant::now() < deadline {
+            let Message::Text(text) = self.ws.read().expect("devtools read") else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(&text).expect("devtools JSON");
+            if v["id"] == id {
+                assert!(v.get("error").is_none(), "{method} failed: {v}");
+                return v["result"].clone();
+            }
+        }
+        panic!("{method}: no answer in {COMMAND_LIMIT:?}");
+    }
+
+    /// Evaluates `expr` in the page and returns its value (JSON-able values only).
+    pub fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expr, "returnByValue": true }),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// The dashboard row of `mac` as the page shows it now: `{state, result, stage,
+    /// hidden}`, or null when there is no such row.
+    pub fn row(&mut self, mac: &str) -> Value {
+        self.eval(&format!(
+            r#"(function () {{
+                var tr = document.querySelector('#machines tr[data-mac="{mac}"]');
+                return tr && {{ state: tr.dataset.state, result: tr.cells[4].textContent,
+                               stage: tr.cells[1].firstChild.textContent, hidden: tr.hidden }};
+            }})()"#
+        ))
+    }
+
+    /// Waits (polling the live DOM, never reloading) until `mac`'s dashboard row is in
+    /// `state` (`running`, `pass`, `fail`, `none`); returns the row as last seen.
+    pub fn wait_row(&mut self, mac: &str, state: &str, limit: Duration) -> Result<Value, Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let row = self.row(mac);
+            if row["state"] == state {
+                return Ok(row);
+            }
+            if Instant::now() >= deadline {
+                return Err(row);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Saves a PNG of what the page shows now.
+    pub fn screenshot(&mut self, path: &Path) {
+        let r = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().expect("screenshot data"))
+            .expect("base64 PNG");
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.ws.close(None);
+        // The process group this browser leads (set at spawn): Chromium and its helpers.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The DevTools WebSocket URL of the first page, once Chromium serves its list.
+fn page_socket_url(ns: &str) -> Option<String> {
+    let out = cmd_in(ns, "curl")
+        .args(["-sS", "--max-time", "5"])
+        .arg(format!("http://127.0.0.1:{DEVTOOLS_PORT}/json/list"))
+        .output()
+        .ok()?;
+    let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+    list.as_array()?
+        .iter()
+        .find(|t| t["type"] == "page")
+        .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+        .map(str::to_string)
+}
