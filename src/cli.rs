@@ -2,7 +2,7 @@
 
 use crate::config::{self, Checks};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -44,7 +44,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => match config::load(&config, Checks::System) {
+        Command::Check { config } => match load(&config) {
             Ok(cfg) => {
                 for w in &cfg.warnings {
                     eprintln!("{w}");
@@ -70,7 +70,7 @@ pub fn main() -> ExitCode {
         },
         Command::Serve { config, log_json } => {
             init_logging(log_json);
-            let cfg = match config::load(&config, Checks::System) {
+            let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(problems) => {
                     eprint!("{problems}");
@@ -98,6 +98,19 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// The config with every system check, and the operator's templates compiled and tried:
+/// what `check` passes is what `serve` starts with. Problems come as
+/// `FILE:LINE:COL: message` lines.
+fn load(path: &Path) -> Result<config::Config, String> {
+    let cfg = config::load(path, Checks::System).map_err(|p| p.to_string())?;
+    let problems = crate::http::check_templates(&cfg);
+    if problems.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(problems.iter().map(|p| format!("{p}\n")).collect())
     }
 }
 

@@ -254,3 +254,87 @@ fn check_warns_about_a_root_sixboot_itself_can_write() {
     );
     assert!(err.contains(&want), "missing `{want}` in:\n{err}");
 }
+
+/// GOOD plus an `[http]` table whose templates folder is `templates`.
+fn with_templates(d: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(d.join("http")).unwrap();
+    std::fs::create_dir_all(d.join("templates")).unwrap();
+    let text = format!(
+        "{GOOD}\n[http]\nlisten = [\"[::1]:8080\"]\nroot = \"http\"\ntemplates = \"templates\"\n"
+    );
+    write(d, "t.toml", &text)
+}
+
+#[test]
+fn check_and_serve_refuse_a_broken_template_with_its_file_and_line() {
+    let d = good_dir();
+    let cfg = with_templates(d.path());
+    let tpl = write(
+        d.path(),
+        "templates/machine.ipxe",
+        "#!ipxe\n# {{ platform }}\n{% for item in boot.items %}\necho {{ item.title }\n{% endfor %}\n",
+    );
+    let want = format!(
+        "{}:4:20: syntax error: unexpected `}}`, expected end of variable block",
+        tpl.display()
+    );
+    for cmd in ["check", "serve"] {
+        let out = sixboot()
+            .args([cmd, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains(&want), "{cmd}: missing `{want}` in:\n{err}");
+        assert_eq!(
+            err.lines().filter(|l| l.contains("error")).count(),
+            1,
+            "{err}"
+        );
+    }
+    // A render error in an included file points into that file.
+    write(
+        d.path(),
+        "templates/machine.ipxe",
+        "#!ipxe\n{% include \"menu/head.ipxe\" %}\n",
+    );
+    let head = write(
+        d.path(),
+        "templates/menu/head.ipxe",
+        "echo {{ boot.nosuch|upper }} {{ 1 / 0 }}\n",
+    );
+    let out = sixboot()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!("{}:1:", head.display());
+    assert!(err.starts_with(&want), "missing `{want}` in:\n{err}");
+}
+
+#[test]
+fn check_accepts_a_good_template_override() {
+    let d = good_dir();
+    let cfg = with_templates(d.path());
+    write(
+        d.path(),
+        "templates/machine.ipxe",
+        "#!ipxe\n# {{ machine.mac }} {{ platform }}: {{ why|ipxe_text }}\n{% include \"items.ipxe\" %}\n",
+    );
+    write(
+        d.path(),
+        "templates/items.ipxe",
+        "{% for item in boot.items %}\necho {{ item.title|ipxe_text }} {{ base }}/{{ item.kernel|urlpath }}\n{% endfor %}\nexit\n",
+    );
+    let out = sixboot()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
+}

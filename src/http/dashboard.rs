@@ -7,13 +7,14 @@
 
 use super::api::url_mac;
 use super::routes::Peer;
-use super::templates;
+use super::templates::{self, Templates};
 use super::{AppState, files};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
 use minijinja::value::Serde;
+use serde_json::Value;
 use std::sync::Arc;
 use tracing::error;
 
@@ -54,19 +55,33 @@ fn filter_of(uri: &Uri) -> &'static str {
         .unwrap_or("all")
 }
 
-pub(super) async fn dashboard(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
+/// The dashboard page for these machine summaries, showing `filter`.
+pub(super) fn dashboard_page(
+    t: &Templates,
+    machines: Vec<Value>,
+    filter: &str,
+) -> Result<String, minijinja::Error> {
     let filters: Vec<_> = FILTERS
         .iter()
         .map(|&(id, title)| context! { id, title })
         .collect();
-    let ctx = context! {
-        machines => Serde(st.machines.list()),
-        filter => filter_of(&uri),
-        filters,
-    };
+    let ctx = context! { machines => Serde(machines), filter, filters };
+    t.render(templates::DASHBOARD, ctx)
+}
+
+/// One machine's page, from its detail view (summary, timeline, report).
+pub(super) fn machine_page(t: &Templates, m: &Value) -> Result<String, minijinja::Error> {
+    let report = m
+        .get("report")
+        .filter(|r| !r.is_null())
+        .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
+    t.render(templates::MACHINE_PAGE, context! { m => Serde(m), report })
+}
+
+pub(super) async fn dashboard(State(st): State<Arc<AppState>>, uri: Uri) -> Response {
     page(
         templates::DASHBOARD,
-        st.templates.render(templates::DASHBOARD, ctx),
+        dashboard_page(&st.templates, st.machines.list(), filter_of(&uri)),
     )
 }
 
@@ -82,15 +97,7 @@ pub(super) async fn machine(
     let Some(m) = st.machines.get(mac) else {
         return (StatusCode::NOT_FOUND, Html(format!("<!doctype html><title>sixboot</title><p>No machine {rest}. <a href=\"/\">All machines</a></p>"))).into_response();
     };
-    let report = m
-        .get("report")
-        .filter(|r| !r.is_null())
-        .map(|r| serde_json::to_string_pretty(r).unwrap_or_default());
-    let ctx = context! { m => Serde(&m), report };
-    page(
-        templates::MACHINE_PAGE,
-        st.templates.render(templates::MACHINE_PAGE, ctx),
-    )
+    page(templates::MACHINE_PAGE, machine_page(&st.templates, &m))
 }
 
 #[cfg(test)]

@@ -15,7 +15,10 @@ mod files;
 mod ops;
 mod routes;
 mod scripts;
+mod template_check;
 mod templates;
+
+pub use template_check::check_templates;
 
 use crate::config::Http;
 use crate::machines::Machines;

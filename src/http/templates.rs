@@ -66,6 +66,17 @@ impl Templates {
         Templates { env }
     }
 
+    /// For `check`: errors then name the undefined expression and carry their span.
+    pub(super) fn debugging(mut self) -> Templates {
+        self.env.set_debug(true);
+        self
+    }
+
+    /// Loads and compiles template `name` without rendering it.
+    pub(super) fn compile(&self, name: &str) -> Result<(), minijinja::Error> {
+        self.env.get_template(name).map(drop)
+    }
+
     /// Renders template `name` with `ctx`. An operator's broken template is an error
     /// (with its file and line), never a panic.
     pub(super) fn render(
