@@ -49,6 +49,21 @@ fn millis(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The next action the API set for `mac`, read from the store in `state_dir` without
+/// writing anything: `explain` may run beside a serving sixboot. `None` when there is no
+/// store, no record or no next action yet.
+pub fn stored_next(
+    state_dir: &std::path::Path,
+    mac: [u8; 6],
+) -> Result<Option<String>, StoreError> {
+    let Some(text) = crate::store::read_machine(state_dir, mac)? else {
+        return Ok(None);
+    };
+    let r: Record = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Corrupt(format!("machine record: {e}")))?;
+    Ok(r.next)
+}
+
 pub fn now_ms() -> u64 {
     millis(SystemTime::now())
 }
@@ -494,7 +509,17 @@ mod tests {
                 m.check_token([0; 6], Some(&token)),
                 Err(Refused::UnknownMachine)
             ));
+            assert_eq!(stored_next(dir.path(), MAC).unwrap(), None);
             m.set_next(MAC, "burnin").await.unwrap();
+            // Read beside the live writer, as `explain` does.
+            assert_eq!(
+                stored_next(dir.path(), MAC).unwrap().as_deref(),
+                Some("burnin")
+            );
+            assert_eq!(stored_next(dir.path(), [0; 6]).unwrap(), None);
+            let nowhere = dir.path().join("nowhere");
+            assert_eq!(stored_next(&nowhere, MAC).unwrap(), None);
+            assert!(!nowhere.exists(), "reading creates nothing");
             let (r, sent) = Report::parse(REPORT.as_bytes()).unwrap();
             let label = m.report(MAC, Some(&token), &r, sent).await.unwrap();
             assert_eq!(label, "FAIL edac");

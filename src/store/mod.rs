@@ -9,7 +9,7 @@
 mod sqlite;
 mod writer;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, read_machine};
 pub use writer::Writer;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -5,7 +5,7 @@ use super::{
     Change, Lease4, Lease6, LeaseState, MACHINE_EVENTS_KEPT, MachineEvent, Snapshot, Store,
     StoreError,
 };
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -28,16 +28,39 @@ CREATE TABLE IF NOT EXISTS machine_events (
 CREATE INDEX IF NOT EXISTS machine_events_by_mac ON machine_events (mac, id);
 ";
 
+/// The database file in `state_dir`.
+const FILE: &str = "leases.sqlite";
+
 impl SqliteStore {
     /// Opens (creating if needed) `leases.sqlite` in `state_dir`.
     pub fn open(state_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(state_dir)?;
-        let conn = Connection::open(state_dir.join("leases.sqlite"))?;
+        let conn = Connection::open(state_dir.join(FILE))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStore { conn })
     }
+}
+
+/// One machine's record (JSON), read without creating or changing anything, so it is safe
+/// beside a serving sixboot (WAL gives the reader the last committed state); `None` when
+/// there is no store yet or no such machine.
+pub fn read_machine(state_dir: &Path, mac: [u8; 6]) -> Result<Option<String>, StoreError> {
+    let path = state_dir.join(FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(1))?;
+    Ok(conn
+        .query_row(
+            "SELECT record FROM machines WHERE mac = ?1",
+            [&mac[..]],
+            |r| r.get(0),
+        )
+        .optional()?)
 }
 
 fn mac(v: Vec<u8>) -> Result<[u8; 6], StoreError> {
