@@ -38,7 +38,15 @@ enum Command {
         /// One of: bios, uefi-x64, uefi-arm64, ipxe-bios, ipxe-efi, http-x64, os.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::explain::KINDS))]
         client: String,
+        /// One machine, as `52:54:00:12:34:56`: its `[[host]]` pin, and the next action the
+        /// API set for it (read from the store, read-only).
+        #[arg(long, value_parser = parse_mac)]
+        mac: Option<[u8; 6]>,
     },
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    crate::mac::parse(s).ok_or_else(|| format!("`{s}` is not a MAC like 52:54:00:12:34:56"))
 }
 
 pub fn main() -> ExitCode {
@@ -57,10 +65,14 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Explain { config, client } => match config::load(&config, Checks::FileOnly) {
+        Command::Explain {
+            config,
+            client,
+            mac,
+        } => match config::load(&config, Checks::FileOnly) {
             Ok(cfg) => {
                 let sample = crate::explain::sample(&client).expect("clap checked the kind");
-                print!("{}", crate::explain::explain(&cfg, &sample));
+                print!("{}", crate::explain::explain(&cfg, &sample, mac));
                 ExitCode::SUCCESS
             }
             Err(problems) => {

@@ -338,3 +338,213 @@ fn check_accepts_a_good_template_override() {
     assert!(out.status.success(), "{err}");
     assert!(String::from_utf8_lossy(&out.stdout).ends_with(": ok\n"));
 }
+
+/// GOOD with IPv6, HTTP on both families, a menu and one pinned host.
+const FULL: &str = r#"
+[ipv6]
+prefix = "fd00:1::/64"
+pool = ["fd00:1::100", "fd00:1::1ff"]
+
+[http]
+listen = ["[::]:8080", "0.0.0.0:8080"]
+root = "http"
+
+[menu]
+default = "memtest"
+timeout = 5
+
+[[menu.item]]
+id = "memtest"
+title = "Memtest86+"
+bios = "memtest86+x64.bin"
+efi = "memtest86+x64.efi"
+
+[[menu.item]]
+id = "dos"
+title = "DOS flash tool"
+bios = "dos/flash.bin"
+
+[[menu.item]]
+id = "burnin"
+title = "CPU burn-in"
+kernel = "burnin/vmlinuz"
+initrd = "burnin/initrd.img"
+args = "console=ttyS0,115200"
+
+[[host]]
+mac = "52:54:00:00:00:01"
+boot = "memtest"
+"#;
+
+/// Compares with `tests/golden/NAME`, the test's folder shown as `DIR`;
+/// `UPDATE_GOLDEN=1` rewrites the file instead.
+fn golden(name: &str, dir: &std::path::Path, got: &str) {
+    let got = got.replace(&dir.display().to_string(), "DIR");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display()));
+    assert_eq!(got, want, "{name} differs from the golden file");
+}
+
+/// `explain` output for `kind` (and `--mac`), checked to succeed.
+fn explained(cfg: &std::path::Path, kind: &str, mac: Option<&str>) -> String {
+    let mut c = sixboot();
+    c.args(["explain", "--config"])
+        .arg(cfg)
+        .args(["--client", kind]);
+    if let Some(m) = mac {
+        c.args(["--mac", m]);
+    }
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{kind}: {err}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn explain_golden_every_kind_with_tftp_and_http() {
+    let d = good_dir();
+    std::fs::write(d.path().join("tftp/undionly.kpxe"), vec![0u8; 70_000]).unwrap();
+    std::fs::remove_file(d.path().join("tftp/snponly.efi")).unwrap();
+    let cfg = write(d.path(), "full.toml", &format!("{GOOD}{FULL}"));
+    for kind in [
+        "bios",
+        "uefi-x64",
+        "uefi-arm64",
+        "ipxe-bios",
+        "ipxe-efi",
+        "http-x64",
+        "os",
+    ] {
+        golden(
+            &format!("explain-{kind}.txt"),
+            d.path(),
+            &explained(&cfg, kind, None),
+        );
+    }
+    golden(
+        "explain-ipxe-efi-pinned.txt",
+        d.path(),
+        &explained(&cfg, "ipxe-efi", Some("52:54:00:00:00:01")),
+    );
+}
+
+/// The TFTP and HTTP lines of `explain` output.
+fn fetch_lines(text: &str) -> (String, String) {
+    let tftp = text.lines().find(|l| l.starts_with("  TFTP:")).unwrap();
+    let http = text.split_once("  HTTP:").unwrap().1;
+    (tftp.to_string(), http.to_string())
+}
+
+#[test]
+fn explain_tftp_names_the_file_its_size_and_every_refusal_reason() {
+    let d = good_dir();
+    let cfg = write(d.path(), "ok.toml", GOOD);
+    let root = d.path().join("tftp").display().to_string();
+    let (tftp, _) = fetch_lines(&explained(&cfg, "bios", None));
+    assert_eq!(
+        tftp,
+        format!(
+            "  TFTP:   RRQ \"undionly.kpxe\" over IPv4 from [tftp] root {root}: present, 1 bytes"
+        )
+    );
+    // The same path rules as the TFTP server, with its reason names.
+    std::fs::remove_file(d.path().join("tftp/snponly.efi")).unwrap();
+    let outside = write(d.path(), "outside.efi", "x");
+    std::os::unix::fs::symlink(outside, d.path().join("tftp/snponly.efi")).unwrap();
+    let (tftp, _) = fetch_lines(&explained(&cfg, "uefi-x64", None));
+    assert!(
+        tftp.ends_with("refused (reason path_symlink_escape): access violation"),
+        "{tftp}"
+    );
+    std::fs::remove_file(d.path().join("tftp/snponly.efi")).unwrap();
+    let (tftp, _) = fetch_lines(&explained(&cfg, "uefi-x64", None));
+    assert!(
+        tftp.ends_with("refused (reason not_found): file not found"),
+        "{tftp}"
+    );
+    let (tftp, _) = fetch_lines(&explained(&cfg, "uefi-arm64", None));
+    assert!(
+        tftp.contains("nothing to fetch (reason no_boot_file_for_arch)"),
+        "{tftp}"
+    );
+    for (kind, want) in [
+        ("ipxe-efi", "not used: iPXE"),
+        ("http-x64", "not used: UEFI HTTP boot"),
+        ("os", "not used: not boot firmware"),
+    ] {
+        let (tftp, _) = fetch_lines(&explained(&cfg, kind, None));
+        assert!(tftp.contains(want), "{kind}: {tftp}");
+    }
+    // No IPv6 and no HTTP: iPXE is never sent anywhere; HTTP boot is refused on v4.
+    let (_, http) = fetch_lines(&explained(&cfg, "ipxe-bios", None));
+    assert!(http.contains("not reached: no [ipv6] table"), "{http}");
+    let (_, http) = fetch_lines(&explained(&cfg, "http-x64", None));
+    assert!(
+        http.contains("IPv4: no URL (reason http_boot_disabled)"),
+        "{http}"
+    );
+}
+
+#[test]
+fn explain_mac_follows_the_host_pin_and_the_stored_next_action() {
+    use sixboot::store::{Change, SqliteStore, Store};
+    let d = good_dir();
+    let cfg = write(d.path(), "full.toml", &format!("{GOOD}{FULL}"));
+    let (_, http) = fetch_lines(&explained(&cfg, "ipxe-bios", Some("52:54:00:00:00:01")));
+    assert!(
+        http.contains("[[host]] pin `memtest`, no next action in the store")
+            && http.contains(
+                "no menu (decision `host pinned to an item`): boots memtest \"Memtest86+\": memtest86+x64.bin"
+            ),
+        "{http}"
+    );
+    assert!(!d.path().join("state").exists(), "explain creates no store");
+    // A next action the API set wins over the pin, read from the store.
+    let mut store = SqliteStore::open(&d.path().join("state")).unwrap();
+    store
+        .commit(&[Change::Machine {
+            mac: [0x52, 0x54, 0, 0, 0, 1],
+            record: r#"{"next":"burnin"}"#.into(),
+        }])
+        .unwrap();
+    let (_, http) = fetch_lines(&explained(&cfg, "ipxe-efi", Some("52-54-00-00-00-01")));
+    assert!(
+        http.contains("next action `burnin` set through the API (read from the store)")
+            && http.contains("no menu (decision `next action: an item`): boots burnin \"CPU burn-in\": burnin/vmlinuz, initrd burnin/initrd.img"),
+        "{http}"
+    );
+    // A store that cannot be read is said, with where to look instead.
+    drop(store);
+    let db = d.path().join("state/leases.sqlite");
+    for f in ["leases.sqlite-wal", "leases.sqlite-shm"] {
+        let _ = std::fs::remove_file(d.path().join("state").join(f));
+    }
+    std::fs::write(
+        &db,
+        b"not a database, not at all; long enough to have a header....",
+    )
+    .unwrap();
+    let (_, http) = fetch_lines(&explained(&cfg, "ipxe-efi", Some("52:54:00:00:00:01")));
+    assert!(
+        http.contains("the store cannot be read (")
+            && http.contains("(GET /api/v1/machines/52:54:00:00:00:01)")
+            && http.contains("decision `host pinned to an item`"),
+        "{http}"
+    );
+    let out = explain(&cfg, "ipxe-efi");
+    assert!(out.status.success());
+    let bad = sixboot()
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .args(["--client", "ipxe-efi", "--mac", "52:54:00"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a MAC like"));
+}

@@ -1,8 +1,11 @@
 //! `sixboot explain`: what sixboot would answer one kind of client at each protocol, and
-//! why, from the same policy the servers ask. It touches no network.
+//! why, from the same policy the servers ask. It touches no network; with a MAC, it reads
+//! that machine's next action from the store, read-only.
+
+mod fetch;
 
 use crate::config::Config;
-use crate::policy::{Arch, Client, Hints, Method, Policy, classify};
+use crate::policy::{Arch, Client, Hints, Method, Platform, Policy, classify};
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -22,6 +25,10 @@ pub struct Sample {
     pub kind: &'static str,
     pub about: &'static str,
     pub hints: Hints<'static>,
+    /// UEFI PXE also boots over IPv6 (PXEv6); a legacy BIOS ROM only over IPv4.
+    pub pxe6: bool,
+    /// iPXE's `${platform}`, for the script it gets.
+    pub platform: Platform,
 }
 
 pub fn sample(kind: &str) -> Option<Sample> {
@@ -31,41 +38,61 @@ pub fn sample(kind: &str) -> Option<Sample> {
         arch: Some(arch),
         ipxe_options: ipxe,
     };
+    let (pxe6, platform) = match kind {
+        "uefi-x64" | "uefi-arm64" => (true, Platform::Unknown),
+        "ipxe-bios" => (false, Platform::Pcbios),
+        "ipxe-efi" => (false, Platform::Efi),
+        _ => (false, Platform::Unknown),
+    };
     Some(match kind {
         "bios" => Sample {
             kind: "bios",
             about: "legacy BIOS PXE ROM",
             hints: h(b"PXEClient:Arch:00000:UNDI:002001", 0, false),
+            pxe6,
+            platform,
         },
         "uefi-x64" => Sample {
             kind: "uefi-x64",
             about: "x64 UEFI PXE",
             hints: h(b"PXEClient:Arch:00007:UNDI:003000", 7, false),
+            pxe6,
+            platform,
         },
         "uefi-arm64" => Sample {
             kind: "uefi-arm64",
             about: "ARM64 UEFI PXE",
             hints: h(b"PXEClient:Arch:00011:UNDI:003000", 11, false),
+            pxe6,
+            platform,
         },
         "ipxe-bios" => Sample {
             kind: "ipxe-bios",
             about: "iPXE on BIOS (undionly.kpxe or a NIC ROM)",
             hints: h(b"PXEClient:Arch:00000:UNDI:002001", 0, true),
+            pxe6,
+            platform,
         },
         "ipxe-efi" => Sample {
             kind: "ipxe-efi",
             about: "iPXE on x64 UEFI (snponly.efi)",
             hints: h(b"PXEClient:Arch:00007:UNDI:003010", 7, true),
+            pxe6,
+            platform,
         },
         "http-x64" => Sample {
             kind: "http-x64",
             about: "x64 UEFI HTTP boot",
             hints: h(b"HTTPClient:Arch:00016:UNDI:003001", 16, false),
+            pxe6,
+            platform,
         },
         "os" => Sample {
             kind: "os",
             about: "an OS DHCP client (dhclient, installer, live image)",
             hints: Hints::default(),
+            pxe6,
+            platform,
         },
         _ => return None,
     })
@@ -89,11 +116,25 @@ fn describe(h: &Hints) -> String {
     }
 }
 
-/// The explanation for one client kind, one line per protocol.
-pub fn explain(cfg: &Config, s: &Sample) -> String {
+/// The explanation for one client kind, one line per protocol (the HTTP stage may take a
+/// few); `mac` picks one machine, for its `[[host]]` pin and next action.
+pub fn explain(cfg: &Config, s: &Sample, mac: Option<[u8; 6]>) -> String {
     let policy = Policy::new(cfg);
     let mut out = String::new();
-    let _ = writeln!(out, "client {}: {}", s.kind, s.about);
+    match mac {
+        Some(m) => {
+            let _ = writeln!(
+                out,
+                "client {} {}: {}",
+                s.kind,
+                crate::mac::Mac(&m),
+                s.about
+            );
+        }
+        None => {
+            let _ = writeln!(out, "client {}: {}", s.kind, s.about);
+        }
+    }
     let _ = writeln!(out, "  sends:  {}", describe(&s.hints));
     let class = match classify(&s.hints) {
         Client::Firmware {
@@ -111,7 +152,20 @@ pub fn explain(cfg: &Config, s: &Sample) -> String {
     let _ = writeln!(out, "  DHCPv4: {}", dhcp4(cfg, &policy, &s.hints));
     let _ = writeln!(out, "  RA:     {}", ra(cfg));
     let _ = writeln!(out, "  DHCPv6: {}", dhcp6(cfg, &policy, &s.hints));
+    let _ = writeln!(out, "  TFTP:   {}", fetch::tftp(cfg, &policy, s));
+    let _ = writeln!(
+        out,
+        "  HTTP:   {}",
+        fetch::http(cfg, &policy, s, mac).join("\n          ")
+    );
     out
+}
+
+/// A URL as the client gets it, with the unspecified address a listener or DHCPv6 stands
+/// for (the interface's own, known only when serving) named.
+fn at_interface(cfg: &Config, url: &str) -> String {
+    url.replace("[::]", &format!("[{}'s address]", cfg.interface))
+        .replace("0.0.0.0", &format!("{}'s address", cfg.interface))
 }
 
 /// The router advertisement every client on the link sees (the same for all kinds).
@@ -159,7 +213,7 @@ fn dhcp6(cfg: &Config, policy: &Policy, h: &Hints) -> String {
     let boot = match b.url {
         Ok(url) => format!(
             "boot URL (option 59) \"{}\"{}",
-            url.replace("[::]", &format!("[{}'s address]", cfg.interface)),
+            at_interface(cfg, &url),
             if b.http_client {
                 ", vendor class HTTPClient echoed"
             } else {
@@ -193,7 +247,7 @@ fn dhcp4(cfg: &Config, policy: &Policy, h: &Hints) -> String {
             d.pool.0,
             d.pool.1,
             d.subnet.prefix_len(),
-            b.file,
+            at_interface(cfg, &b.file),
             if b.http_client {
                 ", vendor class HTTPClient echoed"
             } else {

@@ -1,0 +1,264 @@
+//! The fetch stages of `explain`: which file a client loads over TFTP, and what it gets
+//! over HTTP (iPXE's script, UEFI HTTP boot's EFI file). Every answer is the policy's;
+//! this only reads it out, with the refusal reasons logs and metrics use.
+
+use super::{Sample, at_interface};
+use crate::config::Config;
+use crate::mac::Mac;
+use crate::policy::{BURNIN_ITEM, Client, IpxeBoot, Launch, Method, Platform, Policy, classify};
+use crate::tftp::paths;
+use std::fmt::Write;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+/// The TFTP stage: the first-stage file PXE firmware was told to fetch, over which IP
+/// versions, and whether the TFTP server would find it.
+pub(super) fn tftp(cfg: &Config, policy: &Policy, s: &Sample) -> String {
+    match classify(&s.hints) {
+        Client::Firmware {
+            method: Method::Pxe,
+            ..
+        } => {}
+        Client::Firmware {
+            method: Method::Http,
+            ..
+        } => return "not used: UEFI HTTP boot fetches its first stage over HTTP".into(),
+        Client::Ipxe => return "not used: iPXE fetches its script over HTTP".into(),
+        Client::Os => return "not used: not boot firmware".into(),
+    }
+    // The file names DHCP hands out are the ones TFTP will be asked for.
+    let v4 = cfg
+        .dhcp4
+        .as_ref()
+        .map(|d| policy.dhcp4(&s.hints, d.next_server.unwrap_or(Ipv4Addr::UNSPECIFIED)));
+    let v6 = cfg
+        .ipv6
+        .as_ref()
+        .filter(|_| s.pxe6)
+        .map(|_| policy.dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED).url);
+    let tftp6 = format!("tftp://[{}]/", Ipv6Addr::UNSPECIFIED);
+    let mut over: Vec<(&str, String)> = Vec::new();
+    if let Some(Ok(b)) = &v4
+        && !b.http_client
+    {
+        over.push(("IPv4", b.file.clone()));
+    }
+    if let Some(Ok(url)) = &v6
+        && let Some(f) = url.strip_prefix(&tftp6)
+    {
+        over.push(("IPv6", f.to_string()));
+    }
+    if over.is_empty() {
+        return match (v4, v6) {
+            (Some(Err(r)), _) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
+            (_, Some(Err(r))) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
+            _ if s.pxe6 => "not reached: no [dhcp4] or [ipv6] table gives it a file name".into(),
+            _ => "not reached: no [dhcp4] table gives it a file name (legacy BIOS PXE \
+                  speaks only IPv4)"
+                .into(),
+        };
+    }
+    let Some(t) = &cfg.tftp else {
+        return "off: no [tftp] table, so nothing answers the request".into();
+    };
+    let mut files: Vec<&str> = over.iter().map(|(_, f)| f.as_str()).collect();
+    files.dedup();
+    let lines: Vec<String> = files
+        .iter()
+        .map(|file| {
+            let families: Vec<&str> = over
+                .iter()
+                .filter(|(_, f)| f == file)
+                .map(|(fam, _)| *fam)
+                .collect();
+            format!(
+                "RRQ \"{file}\" over {} from [tftp] root {}: {}",
+                families.join(" and "),
+                t.root.display(),
+                in_root(&t.root, file)
+            )
+        })
+        .collect();
+    lines.join("; ")
+}
+
+/// Whether the TFTP server (and `/boot/` over HTTP, from the same root) would serve
+/// `file`: the same path rules, with the same refusal reasons.
+fn in_root(root: &Path, file: &str) -> String {
+    let root = match std::fs::canonicalize(root) {
+        Ok(r) => r,
+        Err(e) => return format!("the root cannot be read ({e})"),
+    };
+    match paths::normalize(file.as_bytes()).and_then(|rel| paths::resolve(&root, &rel)) {
+        Ok(r) => format!("present, {} bytes", r.meta.len()),
+        Err(e) => format!("refused (reason {}): {}", e.reason(), e.message()),
+    }
+}
+
+/// The HTTP stage, one entry per output line.
+pub(super) fn http(cfg: &Config, policy: &Policy, s: &Sample, mac: Option<[u8; 6]>) -> Vec<String> {
+    match classify(&s.hints) {
+        Client::Ipxe => ipxe(cfg, policy, s.platform, mac),
+        Client::Firmware {
+            method: Method::Http,
+            arch,
+        } => http_boot(cfg, policy, s, arch),
+        Client::Firmware { .. } => vec![
+            "not used by the firmware; the iPXE it loads fetches its script (see ipxe-bios, \
+             ipxe-efi)"
+                .into(),
+        ],
+        Client::Os => vec!["no boot file: an OS gets an address and DNS only".into()],
+    }
+}
+
+/// UEFI HTTP boot: the EFI file URL it got from DHCP, and whether the file is there.
+fn http_boot(cfg: &Config, policy: &Policy, s: &Sample, arch: crate::policy::Arch) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(d) = &cfg.dhcp4 {
+        out.push(
+            match policy.dhcp4(&s.hints, d.next_server.unwrap_or(Ipv4Addr::UNSPECIFIED)) {
+                Ok(b) => format!("IPv4: GET {}", at_interface(cfg, &b.file)),
+                Err(r) => format!("IPv4: no URL (reason {}): {r}", r.as_str()),
+            },
+        );
+    }
+    if cfg.ipv6.is_some() {
+        out.push(match policy.dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED).url {
+            Ok(url) => format!("IPv6: GET {}", at_interface(cfg, &url)),
+            Err(r) => format!("IPv6: no URL (reason {}): {r}", r.as_str()),
+        });
+    }
+    if out.is_empty() {
+        out.push("not reached: no [dhcp4] or [ipv6] table gives it a URL".into());
+    }
+    if let (Some(file), Some(t)) = (policy.boot_file(arch), &cfg.tftp)
+        && out.iter().any(|l| l.contains(": GET "))
+    {
+        out.push(format!(
+            "\"{file}\" from [tftp] root {} (served under /boot/): {}",
+            t.root.display(),
+            in_root(&t.root, file)
+        ));
+    }
+    out
+}
+
+/// iPXE: the entry script, and the per-machine script the policy decides for `platform`
+/// (and for `mac`, with its pin and next action).
+fn ipxe(cfg: &Config, policy: &Policy, platform: Platform, mac: Option<[u8; 6]>) -> Vec<String> {
+    let hints = crate::policy::Hints {
+        user_class: Some(b"iPXE"),
+        ..Default::default()
+    };
+    let url = match (&cfg.ipv6, policy.dhcp6(&hints, Ipv6Addr::UNSPECIFIED).url) {
+        (None, _) => {
+            return vec!["not reached: no [ipv6] table, so iPXE gets no script URL".into()];
+        }
+        (_, Err(r)) => return vec![format!("not reached (reason {}): {r}", r.as_str())],
+        (_, Ok(url)) => at_interface(cfg, &url),
+    };
+    let mut out = vec![format!(
+        "GET {url}: chains to /ipxe?mac=${{mac:hexhyp}}&platform={}&… (the machine's own script)",
+        platform.name()
+    )];
+    let (next, note) = match mac {
+        None => (
+            None,
+            "a machine with no [[host]] pin and no next action".to_string(),
+        ),
+        Some(m) => match crate::machines::stored_next(&cfg.state_dir, m) {
+            Ok(Some(n)) => (
+                Some(n.clone()),
+                format!("next action `{n}` set through the API (read from the store)"),
+            ),
+            Ok(None) => (
+                None,
+                match policy.host_boot(m) {
+                    Some(pin) => format!("[[host]] pin `{pin}`, no next action in the store"),
+                    None => "no [[host]] pin, no next action in the store".into(),
+                },
+            ),
+            Err(e) => (
+                None,
+                format!(
+                    "the store cannot be read ({e}): a next action set through the API is \
+                     not shown (GET /api/v1/machines/{})",
+                    Mac(&m)
+                ),
+            ),
+        },
+    };
+    let d = policy.ipxe(mac, platform, next.as_deref());
+    out.push(format!("for {note}:"));
+    match &d.boot {
+        IpxeBoot::Menu {
+            items,
+            default,
+            timeout,
+        } => {
+            out.push(format!(
+                "  the menu on {} (decision `{}`), {} item(s):",
+                platform.name(),
+                d.why,
+                items.len()
+            ));
+            for l in items {
+                out.push(format!("    {}", launch(l)));
+            }
+            let hidden: Vec<&str> = cfg
+                .menu
+                .items
+                .iter()
+                .map(|i| i.id.as_str())
+                .filter(|id| !items.iter().any(|l| l.id == *id))
+                .collect();
+            if !hidden.is_empty() {
+                out.push(format!(
+                    "  hidden on {} (no variant for it): {}",
+                    platform.name(),
+                    hidden.join(", ")
+                ));
+            }
+            out.push(if *timeout == 0 {
+                format!("  default `{default}`; timeout 0: the menu waits for a choice")
+            } else {
+                format!("  default `{default}`, booted after {timeout} s")
+            });
+        }
+        IpxeBoot::Item(l) => {
+            out.push(format!(
+                "  no menu (decision `{}`): boots {}",
+                d.why,
+                launch(l)
+            ));
+        }
+        IpxeBoot::Local => out.push(format!(
+            "  no menu (decision `{}`): boots the local disk",
+            d.why
+        )),
+    }
+    if mac.is_none() {
+        out.push(
+            "--mac MAC shows one machine: its [[host]] pin and the next action the API set \
+             (live: GET /api/v1/machines/{mac})"
+                .into(),
+        );
+    }
+    out
+}
+
+/// One item as the script boots it.
+fn launch(l: &Launch) -> String {
+    let mut s = format!("{} \"{}\": {}", l.id, l.title, l.kernel);
+    if let Some(i) = l.initrd {
+        let _ = write!(s, ", initrd {i}");
+    }
+    if let Some(a) = l.args {
+        let _ = write!(s, ", args \"{a}\"");
+    }
+    if l.id == BURNIN_ITEM {
+        s.push_str(", plus sixboot.report= and a fresh sixboot.token= per script");
+    }
+    s
+}
