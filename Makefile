@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build deps test lint unit demo bench clean
+.PHONY: all build deps test lint unit demo bench clean assets
 
 all: build
 
@@ -17,17 +17,24 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 # Every test: unit, property and namespace integration tests (needs root).
-test: deps lint
+test: deps lint assets
 	$(CARGO) test --all-targets
 
+# The burn-in image, from Debian packages (scripts/assets.sh); rebuilt when its sources change.
+BURNIN := assets/burnin/vmlinuz assets/burnin/initrd.img
+assets: $(BURNIN)
+$(BURNIN) &: scripts/assets.sh scripts/burnin/init scripts/burnin/dhclient-hook
+	scripts/deps.sh assets
+	scripts/assets.sh
+
 # Starts sixboot in a lab namespace with the example config; KEEP=1 leaves it running.
-demo:
+demo: assets
 	scripts/deps.sh demo
 	$(CARGO) build --release
 	scripts/demo.sh
 
 # Side-by-side benches against the peers (not tests); figures go to bench/results/*.json.
-bench:
+bench: assets
 	scripts/deps.sh bench
 	$(CARGO) build --release
 	bench/dhcp 4
@@ -36,5 +43,7 @@ bench:
 	bench/http
 	bench/boot
 
+# The burn-in build folder and image; assets/cache (the downloaded packages) stays.
 clean:
 	$(CARGO) clean
+	rm -rf assets/build assets/burnin

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/target/release/sixboot
 [ -x "$bin" ] || { echo "demo: build first (cargo build --release)" >&2; exit 1; }
+[ -f assets/burnin/initrd.img ] || { echo "demo: build the burn-in image first (make assets)" >&2; exit 1; }
 limit=${DEMO_LIMIT:-300}
 
 ns=sixboot-demo
@@ -45,6 +46,8 @@ mkdir -p "$work/tftp" "$work/http"
 cp examples/sixboot.toml "$work/"
 cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$work/tftp/"
 cp /boot/memtest86+x64.bin /boot/memtest86+x64.efi "$work/http/"
+mkdir -p "$work/http/burnin"
+cp assets/burnin/vmlinuz assets/burnin/initrd.img "$work/http/burnin/"  # make assets
 
 echo "== sixboot check"
 ip netns exec "$ns" "$bin" check --config "$work/sixboot.toml"

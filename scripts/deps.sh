@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Installs what sixboot's tests, demo and benches need on a fresh Debian 12 machine (as root).
-# Usage: scripts/deps.sh [test|demo|bench]...   Idempotent: installs only what is missing.
+# Usage: scripts/deps.sh [test|demo|bench|assets]...   Idempotent: installs only what is missing.
 set -euo pipefail
 
 test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client
   kea-admin tcpdump util-linux systemd chromium)
 e2e_pkgs=(qemu-system-x86 ovmf ipxe memtest86+)
+# scripts/assets.sh: the burn-in image is unpacked from Debian packages, never installed.
+assets_pkgs=(cpio zstd binutils kmod)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)
 
 want=()
 for what in "${@:-test}"; do
   case "$what" in
-    test) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
-    demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
+    test) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}") ;;
+    demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}") ;;
+    assets) want+=("${assets_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown set '$what' (test, demo, bench)" >&2; exit 2 ;;
+    *) echo "deps.sh: unknown set '$what' (test, demo, bench, assets)" >&2; exit 2 ;;
   esac
 done
 

@@ -717,11 +717,11 @@ mod tests {
 
     #[test]
     fn menu_cross_references_are_checked() {
-        let text = contract().replace("default = \"memtest\"", "default = \"burnin\"")
+        let text = contract().replace("default = \"memtest\"", "default = \"cpuburn\"")
             + "\n[[host]]\nmac = \"52:54:00:zz:34:56\"\n";
         let out = errors(&text);
         assert!(
-            out.contains("menu.default `burnin` names no menu item"),
+            out.contains("menu.default `cpuburn` names no menu item"),
             "{out}"
         );
         assert!(out.contains("is not a MAC address"), "{out}");
@@ -758,6 +758,8 @@ mod tests {
             "tftp/undionly.kpxe",
             "tftp/snponly.efi",
             "http/memtest86+x64.bin",
+            "http/burnin/vmlinuz",
+            "http/burnin/initrd.img",
         ] {
             std::fs::create_dir_all(dir.path().join(f).parent().unwrap()).unwrap();
             std::fs::write(dir.path().join(f), b"x").unwrap();
@@ -791,6 +793,9 @@ mod tests {
         std::fs::write(dir.path().join("tftp/undionly.kpxe"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.bin"), b"x").unwrap();
         std::fs::write(dir.path().join("http/memtest86+x64.efi"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("http/burnin")).unwrap();
+        std::fs::write(dir.path().join("http/burnin/vmlinuz"), b"x").unwrap();
+        std::fs::write(dir.path().join("http/burnin/initrd.img"), b"x").unwrap();
         let text = contract().replace("interface = \"lo\"", "interface = \"nosuch0\"");
         let out = parse(&text, "x.toml", dir.path(), Checks::System)
             .unwrap_err()

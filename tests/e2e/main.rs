@@ -11,16 +11,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 use vm::{Firmware, Vm};
 
-/// Copies the boot assets from the Debian packages into the lab's roots.
+/// Copies the boot assets (Debian's iPXE and memtest, and the burn-in image from
+/// `make assets`) into the lab's roots.
 fn assets(lab: &Lab) {
     for (from, to) in [
         ("/usr/lib/ipxe/undionly.kpxe", "tftp/undionly.kpxe"),
         ("/usr/lib/ipxe/snponly.efi", "tftp/snponly.efi"),
         ("/boot/memtest86+x64.bin", "http/memtest86+x64.bin"),
         ("/boot/memtest86+x64.efi", "http/memtest86+x64.efi"),
+        ("assets/burnin/vmlinuz", "http/burnin/vmlinuz"),
+        ("assets/burnin/initrd.img", "http/burnin/initrd.img"),
     ] {
-        let data =
-            std::fs::read(from).unwrap_or_else(|e| panic!("{from}: {e} (run scripts/deps.sh)"));
+        let data = std::fs::read(from)
+            .unwrap_or_else(|e| panic!("{from}: {e} (run scripts/deps.sh and make assets)"));
         lab.write(to, data);
     }
 }

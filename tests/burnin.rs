@@ -1,0 +1,304 @@
+//! The burn-in image (`make assets`) booted for real: QEMU (TCG) loads its kernel and
+//! initramfs directly, on a tap in a lab namespace where sixboot sends RAs and answers
+//! DHCPv6. The image burns for 20 s, then POSTs its report to a receiver in this test, which
+//! answers 503 once (as a restarting sixboot would) and then 201. The test checks the report
+//! against the contract, the token header, the console lines and that the VM powers off.
+
+mod common;
+
+use common::{Lab, SERVER_V6, in_netns, wait_until};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const KERNEL: &str = "assets/burnin/vmlinuz";
+const INITRD: &str = "assets/burnin/initrd.img";
+const MAC: &str = "52:54:00:b0:00:01";
+const RECEIVER_PORT: u16 = 9090;
+const DISK_BYTES: u64 = 64 << 20;
+
+/// One HTTP request as the receiver read it.
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Reads one request (head, then Content-Length bytes of body); bounded by a read timeout.
+fn read_request(s: &mut TcpStream) -> Option<Request> {
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut req = Request {
+        head,
+        body: buf[end..].to_vec(),
+    };
+    let len: usize = req.header("content-length")?.parse().ok()?;
+    while req.body.len() < len {
+        let n = s.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        req.body.extend_from_slice(&chunk[..n]);
+    }
+    Some(req)
+}
+
+/// The report endpoint stand-in: answers the first request 503 and the next ones 201, and
+/// hands every request to the test. Runs until the test drops the receiving end.
+fn receiver(ns: &str) -> mpsc::Receiver<Request> {
+    let listener = in_netns(ns, || {
+        TcpListener::bind(format!("[{SERVER_V6}]:{RECEIVER_PORT}")).expect("bind receiver")
+    });
+    listener.set_nonblocking(true).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        // Bounded: the test gives up on the VM long before this.
+        let deadline = Instant::now() + Duration::from_secs(900);
+        while Instant::now() < deadline {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            s.set_nonblocking(false).unwrap();
+            let Some(req) = read_request(&mut s) else {
+                continue;
+            };
+            let reply: &[u8] = if answered == 0 {
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"stored\":true}"
+            };
+            answered += 1;
+            let _ = s.write_all(reply);
+            if tx.send(req).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// sixboot with only what the image needs from it: RAs (managed) and DHCPv6 addresses.
+fn start_sixboot(lab: &mut Lab) {
+    std::fs::create_dir_all(lab.dir.path().join("http")).unwrap();
+    let cfg = lab.write(
+        "sixboot.toml",
+        format!(
+            r#"interface = "br0"
+state_dir = "state"
+
+[ipv6]
+prefix = "fd00:1::/64"
+router_advertisements = true
+pool = ["fd00:1::100", "fd00:1::1ff"]
+
+[http]
+listen = ["[{SERVER_V6}]:8080"]
+root = "http"
+"#
+        ),
+    );
+    lab.start_sixboot(&cfg);
+    assert!(
+        lab.wait_log("listening", 20),
+        "sixboot did not start:\n{}",
+        lab.log()
+    );
+}
+
+/// The VM, killed on drop so a failing test leaves none behind.
+struct Vm(Child);
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_vm(lab: &Lab, append: &str, serial: &Path) -> Vm {
+    let disk = lab.dir.path().join("disk.img");
+    std::fs::File::create(&disk)
+        .unwrap()
+        .set_len(DISK_BYTES)
+        .unwrap();
+    let log = std::fs::File::create(lab.dir.path().join("qemu.log")).unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns, "qemu-system-x86_64"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .args(["-kernel", KERNEL, "-initrd", INITRD, "-append", append])
+        .args(["-netdev", "tap,id=n0,ifname=tapb,script=no,downscript=no"])
+        .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={MAC}")])
+        .arg("-drive")
+        .arg(format!("file={},if=virtio,format=raw", disk.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .args(["-monitor", "none", "-display", "none"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start qemu-system-x86_64");
+    Vm(child)
+}
+
+/// 32 lowercase hex characters, different on every run, as sixboot's per-boot tokens are.
+fn token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 64))
+}
+
+fn assets_built() -> bool {
+    Path::new(KERNEL).is_file() && Path::new(INITRD).is_file()
+}
+
+#[test]
+fn burnin_image_burns_reports_over_ipv6_and_powers_off() {
+    if !assets_built() {
+        eprintln!("SKIPPED: {KERNEL} and {INITRD} are missing; run `make assets` (make test does)");
+        return;
+    }
+    let mut lab = Lab::new("burnin");
+    lab.tap("tapb");
+    start_sixboot(&mut lab);
+    let requests = receiver(&lab.ns);
+
+    let token = token();
+    let url = format!("http://[{SERVER_V6}]:{RECEIVER_PORT}/api/v1/machines/{MAC}/report");
+    let append = format!(
+        "console=ttyS0,115200 sixboot.duration=20 sixboot.report={url} sixboot.token={token}"
+    );
+    let serial: PathBuf = lab.dir.path().join("burnin.serial.log");
+    let started = Instant::now();
+    let mut vm = start_vm(&lab, &append, &serial);
+    let console =
+        || String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+
+    // Boot, address, a 20 s burn, one refused POST and a retry 3 s later, power-off.
+    let limit = Duration::from_secs(420);
+    let mut status = None;
+    wait_until(limit, || {
+        status = vm.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let took = started.elapsed();
+    let out = console();
+    assert!(
+        status.is_some(),
+        "the VM did not power off within {limit:?}\n--- console:\n{out}"
+    );
+    for line in [
+        "sixboot-burnin: starting 20s burn",
+        "sixboot-burnin: report accepted",
+        "sixboot-burnin: RESULT PASS",
+        "sixboot-burnin: powering off",
+    ] {
+        assert!(out.contains(line), "console lacks {line:?}:\n{out}");
+    }
+    // The address came from sixboot's DHCPv6 pool.
+    let addr = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sixboot-burnin: address: "))
+        .unwrap_or_else(|| panic!("no address line:\n{out}"));
+    assert!(
+        addr.starts_with("fd00:1::1"),
+        "address {addr} not from the pool"
+    );
+
+    let got: Vec<Request> = requests.try_iter().collect();
+    assert_eq!(got.len(), 2, "one 503, then one accepted POST:\n{out}");
+    let req = &got[1];
+    assert!(
+        req.head
+            .starts_with(&format!("POST /api/v1/machines/{MAC}/report HTTP/1.")),
+        "request line: {}",
+        req.head
+    );
+    assert_eq!(
+        req.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(got[0].body, req.body, "the retry sends the same report");
+
+    let r: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_else(|e| {
+        panic!(
+            "report is not JSON ({e}): {}",
+            String::from_utf8_lossy(&req.body)
+        )
+    });
+    assert_eq!(r["result"], "pass", "{r:#}");
+    let ran = r["duration_s"].as_u64().unwrap();
+    assert!((20..60).contains(&ran), "duration_s {ran}");
+    assert_eq!(r["cpu"]["count"], 2, "{r:#}");
+    assert!(!r["cpu"]["model"].as_str().unwrap().is_empty(), "{r:#}");
+    let mem = r["memory_bytes"].as_u64().unwrap();
+    assert!((400 << 20..=512 << 20).contains(&mem), "memory_bytes {mem}");
+    assert_eq!(
+        r["disks"],
+        serde_json::json!([{ "name": "vda", "bytes": DISK_BYTES }])
+    );
+    let checks = r["checks"].as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["stress-ng-cpu", "stress-ng-vm", "mce", "edac"]);
+    for c in checks {
+        assert_eq!(c["ok"], true, "{c:#}");
+        assert!(c["detail"].is_string(), "{c:#}");
+    }
+    // The stressors ran and verified: their metrics line is the detail.
+    assert!(
+        checks[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 0: cpu "),
+        "{r:#}"
+    );
+    assert!(
+        checks[1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 0: vm "),
+        "{r:#}"
+    );
+    eprintln!(
+        "burn-in: VM start to power-off {:.1} s; console:\n{}",
+        took.as_secs_f64(),
+        out.lines()
+            .filter(|l| l.starts_with("sixboot-burnin:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
