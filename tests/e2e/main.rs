@@ -2,6 +2,7 @@
 //! banner on the serial console, against sixboot in a lab namespace. The suite also checks
 //! from sixboot's own log what each machine got, stage by stage, and why it was refused.
 
+mod burnin;
 #[path = "../common/mod.rs"]
 mod common;
 mod vm;
@@ -71,10 +72,14 @@ fn timeline(lab: &Lab, mac: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Asserts that `steps` appear in this order in the machine's timeline; each step is
-/// (protocol, stage, text the detail contains).
+/// Asserts that `steps` appear in this order in the machine's timeline (from sixboot's
+/// log); each step is (protocol, stage, text the detail contains).
 fn assert_stages(lab: &Lab, mac: &str, steps: &[(&str, &str, &str)]) {
-    let t = timeline(lab, mac);
+    assert_in_order(mac, &timeline(lab, mac), steps);
+}
+
+/// Asserts that `steps` appear in this order in timeline `t` of machine `mac`.
+fn assert_in_order(mac: &str, t: &[(String, String, String)], steps: &[(&str, &str, &str)]) {
     let mut at = 0;
     for (p, s, d) in steps {
         match t[at..]

@@ -50,7 +50,8 @@ impl Vm {
         let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
         match fw {
             Firmware::SeaBiosIpxeRom => {
-                args.extend(["-m", "256", "-boot", "n"].map(String::from));
+                // Enough for the burn-in image too: its initrd unpacks into RAM.
+                args.extend(["-m", "512", "-boot", "n"].map(String::from));
                 args.extend([
                     "-netdev".into(),
                     netdev,
@@ -133,6 +134,19 @@ impl Vm {
                     .console()
                     .contains(text)
                     .then(|| self.started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        None
+    }
+
+    /// Waits (bounded) for the VM to end on its own (with `-no-reboot`, a power-off or a
+    /// reboot ends QEMU); its exit status, or None if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
             }
             std::thread::sleep(Duration::from_millis(250));
         }
