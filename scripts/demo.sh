@@ -2,24 +2,30 @@
 # A newcomer's first run: a lab network namespace with bridge br0 (192.168.1.1/24,
 # fd00:1::1/64), sixboot serving the example config there, and two real machines booting
 # from it in QEMU: one legacy BIOS (SeaBIOS, its NIC ROM is iPXE) and one UEFI (OVMF, its
-# own PXE). The timeline of each machine streams as it boots; the demo ends with the memtest
-# banner and each path's time to utility, then tears everything down.
-# KEEP=1 leaves sixboot running and prints where to look.
+# own PXE) booting memtest, and a third (SeaBIOS) that the operator sets to burn in through
+# the API before it boots. The dashboard is forwarded to 127.0.0.1:$DEMO_PORT on this host
+# while the demo runs. The timeline of each machine streams as it boots; the demo ends with
+# the memtest banners, the burn-in report, each machine's result from the API, and tears
+# everything down. KEEP=1 leaves sixboot (and the forward) running and prints where to look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/target/release/sixboot
 [ -x "$bin" ] || { echo "demo: build first (cargo build --release)" >&2; exit 1; }
 [ -f assets/burnin/initrd.img ] || { echo "demo: build the burn-in image first (make assets)" >&2; exit 1; }
-limit=${DEMO_LIMIT:-300}
+limit=${DEMO_LIMIT:-420}
+port=${DEMO_PORT:-18080}
+api='http://[fd00:1::1]:8080'
+burn_mac=52:54:00:de:00:03
 
 ns=sixboot-demo
 work=$(mktemp -d /tmp/sixboot-demo.XXXXXX)
 pids=()
 server=
+forward=
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   if [ "${KEEP:-0}" != 1 ]; then
-    if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+    for p in $forward $server; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
     rm -rf "$work"
   fi
@@ -37,13 +43,15 @@ ip -n "$ns" link add br0 type bridge
 ip -n "$ns" link set br0 up
 ip -n "$ns" addr add 192.168.1.1/24 dev br0
 ip -n "$ns" -6 addr add fd00:1::1/64 dev br0 nodad
-for t in tap-bios tap-uefi; do
+for t in tap-bios tap-uefi tap-burn; do
   ip -n "$ns" tuntap add "$t" mode tap
   ip -n "$ns" link set "$t" master br0 up
 done
 
 mkdir -p "$work/tftp" "$work/http"
-cp examples/sixboot.toml "$work/"
+# The example config with the API's admin token (a fresh one per demo) switched on.
+admin=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+{ cat examples/sixboot.toml; printf '\n[api]\nadmin_token = "%s"\n' "$admin"; } >"$work/sixboot.toml"
 cp /usr/lib/ipxe/undionly.kpxe /usr/lib/ipxe/snponly.efi "$work/tftp/"
 cp /boot/memtest86+x64.bin /boot/memtest86+x64.efi "$work/http/"
 mkdir -p "$work/http/burnin"
@@ -57,7 +65,27 @@ echo "== sixboot explain: what each stage of a BIOS machine gets"
 
 ip netns exec "$ns" env RUST_LOG="${RUST_LOG:-info}" "$bin" serve --config "$work/sixboot.toml" >/dev/null 2>"$work/sixboot.log" &
 server=$!
-for _ in $(seq 100); do grep -q "HTTP listening\|listening on" "$work/sixboot.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do ip netns exec "$ns" curl -sgf -o /dev/null -m 1 "$api/healthz" && break; sleep 0.1; done
+
+# The dashboard listens inside the namespace; a forward on this host's loopback only (each
+# connection runs socat inside the namespace) lets a browser here watch it.
+printf '#!/bin/sh\nexec ip netns exec %s socat STDIO "TCP6:[fd00:1::1]:8080"\n' "$ns" >"$work/to-dashboard"
+chmod +x "$work/to-dashboard"
+socat "TCP4-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "EXEC:$work/to-dashboard" 2>"$work/forward.log" &
+forward=$!
+sleep 0.3
+echo "== dashboard: $api/ inside namespace $ns"
+if kill -0 "$forward" 2>/dev/null; then
+  echo "   in a browser on this host: http://127.0.0.1:$port/ (a loopback-only forward)"
+else
+  forward=
+  echo "   (no forward: 127.0.0.1:$port is taken; set DEMO_PORT)"
+fi
+echo "   from a shell:             ip netns exec $ns curl -sg '$api/api/v1/machines'"
+
+echo "== operator: burn in $burn_mac on its next boot (PUT /api/v1/machines/$burn_mac/next)"
+ip netns exec "$ns" curl -sg -m 10 -X PUT -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"next":"burnin"}' -w '   HTTP %{http_code}\n' -o /dev/null "$api/api/v1/machines/$burn_mac/next"
 
 start=$(date +%s.%N)
 ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -boot n \
@@ -71,11 +99,18 @@ ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 512 -machine q35 -nographic
   -netdev tap,id=n0,ifname=tap-uefi,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:de:00:02,romfile= \
   -serial "file:$work/uefi.serial" -monitor none -display none >/dev/null 2>&1 &
 pids+=($!)
-echo "== booting: BIOS machine 52:54:00:de:00:01, UEFI machine 52:54:00:de:00:02 (QEMU without KVM: allow a minute)"
+# The burn-in machine: SeaBIOS too, with room for the burn-in image's initrd.
+ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -boot n \
+  -netdev tap,id=n0,ifname=tap-burn,script=no,downscript=no -device e1000,netdev=n0,mac=$burn_mac \
+  -serial "file:$work/burn.serial" -monitor none -display none >/dev/null 2>&1 &
+pids+=($!)
+echo "== booting: BIOS machine 52:54:00:de:00:01, UEFI machine 52:54:00:de:00:02, burn-in machine $burn_mac"
+echo "   (QEMU without KVM: allow a few minutes)"
 echo "   time  machine            protocol  stage      detail"
 
 declare -A done_at
 shown=0
+burn_shown=0
 while :; do
   now=$(date +%s.%N)
   # New timeline lines from sixboot's own log.
@@ -84,7 +119,7 @@ while :; do
     shown=$((shown + 1))
     mac=$(sed -n 's/.* mac=\([^ ]*\).*/\1/p' <<<"$l"); proto=$(sed -n 's/.* protocol=\([^ ]*\).*/\1/p' <<<"$l")
     stage=$(sed -n 's/.* stage=\([^ ]*\).*/\1/p' <<<"$l"); detail=$(sed -n 's/.* detail=//p' <<<"$l")
-    case "$mac" in 52:54:00:de:00:01) who="BIOS $mac" ;; 52:54:00:de:00:02) who="UEFI $mac" ;; *) who="$mac" ;; esac
+    case "$mac" in 52:54:00:de:00:01) who="BIOS $mac" ;; 52:54:00:de:00:02) who="UEFI $mac" ;; $burn_mac) who="BURN $mac" ;; *) who="$mac" ;; esac
     printf '%6.1fs  %-23s %-9s %-10s %s\n' "$(echo "$now - $start" | bc)" "$who" "$proto" "$stage" "$detail"
   done
   for m in bios uefi; do
@@ -93,19 +128,46 @@ while :; do
       printf '%6.1fs  %-23s memtest86+ banner on the serial console\n' "${done_at[$m]}" "$(tr a-z A-Z <<<"$m") machine"
     fi
   done
-  [ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && break
-  if (( $(echo "$now - $start > $limit" | bc) )); then echo "demo: a machine did not reach memtest within $limit s (log: $work/sixboot.log)"; break; fi
+  # The burn-in image's own console lines.
+  mapfile -t said < <(grep -a "sixboot-burnin: \(starting\|report accepted\|report failed\|RESULT\|powering\)" "$work/burn.serial" 2>/dev/null | tail -n +$((burn_shown + 1)))
+  for l in "${said[@]}"; do
+    burn_shown=$((burn_shown + 1))
+    printf '%6.1fs  %-23s console   %s\n' "$(echo "$now - $start" | bc)" "BURN machine" "$(tr -d '\r' <<<"${l#*sixboot-burnin: }")"
+    case "$l" in *"report accepted"* | *"report failed"*) done_at[burn]=$(printf '%.1f' "$(echo "$now - $start" | bc)") ;; esac
+  done
+  [ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && [ -n "${done_at[burn]:-}" ] && break
+  if (( $(echo "$now - $start > $limit" | bc) )); then echo "demo: a machine did not finish within $limit s (log: $work/sixboot.log)"; break; fi
   sleep 0.5
 done
 
 echo "== time to utility (VM start to memtest banner)"
 printf '   BIOS (SeaBIOS + iPXE ROM, IPv6 only after the ROM): %s s\n' "${done_at[bios]:-not reached}"
 printf '   UEFI (OVMF PXE over IPv4, then iPXE over IPv6):     %s s\n' "${done_at[uefi]:-not reached}"
+printf '   burn-in (SeaBIOS, 20 s burn, report to the API):    %s s\n' "${done_at[burn]:-not reached}"
+
+# What the operator's API (and the dashboard) now says about each machine.
+echo "== results: GET /api/v1/machines"
+get() { ip netns exec "$ns" curl -sgf -m 10 "$api$1"; }
+printf '   %-23s %-26s %-8s %-36s %s\n' machine "reached" result cpu memory
+for mac in $(get /api/v1/machines | jq -r '.[].mac'); do
+  case "$mac" in
+    52:54:00:de:00:01) who="BIOS"; reached="memtest banner ${done_at[bios]:--} s" ;;
+    52:54:00:de:00:02) who="UEFI"; reached="memtest banner ${done_at[uefi]:--} s" ;;
+    "$burn_mac") who="BURN"; reached="burn-in report ${done_at[burn]:--} s" ;;
+    *) who="    "; reached="" ;;
+  esac
+  get "/api/v1/machines/$mac" | jq -r --arg who "$who $mac" --arg reached "$reached" \
+    '[$who, $reached, (.result // "-"),
+      (if .report then "\(.report.cpu.model) ×\(.report.cpu.count)" else "-" end),
+      (if .report then "\(.report.memory_bytes / 1048576 | floor) MiB" else "-" end)] | @tsv' |
+    while IFS=$'\t' read -r a b c d e; do printf '   %-23s %-26s %-8s %-36s %s\n' "$a" "$b" "$c" "$d" "$e"; done
+done
 if [ "${KEEP:-0}" = 1 ]; then
   echo "== KEEP=1: sixboot is still running in namespace $ns (pid $server); the VMs were stopped."
+  [ -n "$forward" ] && echo "   dashboard: http://127.0.0.1:$port/ (forward pid $forward)"
   echo "   log:      $work/sixboot.log"
   echo "   metrics:  ip netns exec $ns curl -sg 'http://[fd00:1::1]:8080/metrics'"
   echo "   explain:  $bin explain --config $work/sixboot.toml --client uefi-x64"
-  echo "   stop:     kill $server; ip netns del $ns; rm -rf $work"
+  echo "   stop:     kill $forward $server; ip netns del $ns; rm -rf $work"
 fi
-[ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ]
+[ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && grep -aq "sixboot-burnin: RESULT PASS" "$work/burn.serial"

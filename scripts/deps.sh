@@ -8,6 +8,8 @@ test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps km
 e2e_pkgs=(qemu-system-x86 ovmf ipxe memtest86+)
 # scripts/assets.sh: the burn-in image is unpacked from Debian packages, never installed.
 assets_pkgs=(cpio zstd binutils kmod)
+# The demo forwards its dashboard to the host's loopback (socat) and prints results (jq).
+demo_pkgs=(socat jq)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)
 
@@ -15,7 +17,7 @@ want=()
 for what in "${@:-test}"; do
   case "$what" in
     test) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}") ;;
-    demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}") ;;
+    demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}" "${demo_pkgs[@]}") ;;
     assets) want+=("${assets_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${bench_pkgs[@]}") ;;
     *) echo "deps.sh: unknown set '$what' (test, demo, bench, assets)" >&2; exit 2 ;;
