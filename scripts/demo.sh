@@ -158,7 +158,7 @@ for mac in $(get /api/v1/machines | jq -r '.[].mac'); do
   esac
   get "/api/v1/machines/$mac" | jq -r --arg who "$who $mac" --arg reached "$reached" \
     '[$who, $reached, (.result // "-"),
-      (if .report then "\(.report.cpu.model) ×\(.report.cpu.count)" else "-" end),
+      (if .report then "\(.report.cpu.count) x \(.report.cpu.model)" else "-" end),
       (if .report then "\(.report.memory_bytes / 1048576 | floor) MiB" else "-" end)] | @tsv' |
     while IFS=$'\t' read -r a b c d e; do printf '   %-23s %-26s %-8s %-36s %s\n' "$a" "$b" "$c" "$d" "$e"; done
 done
