@@ -6,7 +6,7 @@
 //! gets), and what is logged, counted and put on each machine's timeline.
 
 mod body;
-mod files;
+pub(crate) mod files;
 mod ops;
 mod routes;
 mod scripts;
