@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build deps test lint unit demo bench clean
+.PHONY: all build deps test lint unit demo bench fuzz clean
 
 all: build
 
@@ -35,6 +35,11 @@ bench:
 	bench/tftp
 	bench/http
 	bench/boot
+
+# Every fuzz target for FUZZ_SECONDS each (default 60); see RELIABILITY.md.
+fuzz:
+	scripts/deps.sh fuzz
+	scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what sixboot's tests, demo and benches need on a fresh Debian 12 machine (as root).
-# Usage: scripts/deps.sh [test|demo|bench]...   Idempotent: installs only what is missing.
+# Usage: scripts/deps.sh [test|demo|bench|fuzz]...   Idempotent: installs only what is missing.
 set -euo pipefail
 
 test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client)
 e2e_pkgs=(qemu-system-x86 ovmf ipxe memtest86+)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)
+# libfuzzer-sys compiles libFuzzer (C++); scripts/fuzz.sh installs cargo-fuzz itself.
+fuzz_pkgs=(g++)
 
 want=()
 for what in "${@:-test}"; do
@@ -14,7 +16,8 @@ for what in "${@:-test}"; do
     test) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
     demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown set '$what' (test, demo, bench)" >&2; exit 2 ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown set '$what' (test, demo, bench, fuzz)" >&2; exit 2 ;;
   esac
 done
 
