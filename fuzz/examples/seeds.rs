@@ -12,13 +12,16 @@ use std::path::{Path, PathBuf};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures");
 
+/// Named seed inputs of one target.
+type Seeds = Vec<(String, Vec<u8>)>;
+
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(FIXTURES).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every fixture in one folder, by file stem.
-fn fixtures(dir: &str) -> Vec<(String, Vec<u8>)> {
+fn fixtures(dir: &str) -> Seeds {
     let mut out: Vec<_> = std::fs::read_dir(Path::new(FIXTURES).join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -75,7 +78,7 @@ fn tftp_input(size: u32, parts: &[(u8, &[u8])]) -> Vec<u8> {
     b
 }
 
-fn dhcp4() -> Vec<(String, Vec<u8>)> {
+fn dhcp4() -> Seeds {
     let mut out: Vec<_> = fixtures("dhcp4")
         .into_iter()
         .map(|(n, b)| (n, record(0, &b)))
@@ -117,7 +120,7 @@ fn dhcp4() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn dhcp6() -> Vec<(String, Vec<u8>)> {
+fn dhcp6() -> Seeds {
     let mut out: Vec<_> = fixtures("dhcp6")
         .into_iter()
         .map(|(n, b)| (n, record(0, &b)))
@@ -139,7 +142,7 @@ fn dhcp6() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn ra() -> Vec<(String, Vec<u8>)> {
+fn ra() -> Seeds {
     let mut out: Vec<_> = fixtures("icmp6")
         .into_iter()
         .map(|(n, b)| (n, record(0, &b)))
@@ -156,7 +159,7 @@ fn ra() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn tftp() -> Vec<(String, Vec<u8>)> {
+fn tftp() -> Seeds {
     let mut out = Vec::new();
     for (n, b) in fixtures("tftp") {
         out.push((n, tftp_input(1_000_000, &[(0, &b)])));
@@ -201,7 +204,7 @@ fn tftp() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn config() -> Vec<(String, Vec<u8>)> {
+fn config() -> Seeds {
     let lab = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/common/lab-v6.toml");
     vec![
         ("example".into(), EXAMPLE_CONFIG.as_bytes().to_vec()),
@@ -209,7 +212,7 @@ fn config() -> Vec<(String, Vec<u8>)> {
     ]
 }
 
-fn http_path() -> Vec<(String, Vec<u8>)> {
+fn http_path() -> Seeds {
     [
         "/memtest86+x64.bin",
         "/boot/snponly.efi",
@@ -237,8 +240,8 @@ fn http_path() -> Vec<(String, Vec<u8>)> {
 
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: seeds <dir>"));
-    let targets: [(&str, fn() -> Vec<(String, Vec<u8>)>); 6] = [
-        ("dhcp4", dhcp4),
+    let targets = [
+        ("dhcp4", dhcp4 as fn() -> Seeds),
         ("dhcp6", dhcp6),
         ("ra", ra),
         ("tftp", tftp),
