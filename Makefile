@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build deps test lint unit demo bench clean assets
+.PHONY: all build deps test lint unit demo bench fuzz clean assets
 
 all: build
 
@@ -42,6 +42,11 @@ bench: assets
 	bench/tftp
 	bench/http
 	bench/boot
+
+# Every fuzz target for FUZZ_SECONDS each (default 60); see RELIABILITY.md.
+fuzz:
+	scripts/deps.sh fuzz
+	scripts/fuzz.sh
 
 # The burn-in build folder and image; assets/cache (the downloaded packages) stays.
 clean:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what sixboot's tests, demo and benches need on a fresh Debian 12 machine (as root).
-# Usage: scripts/deps.sh [test|demo|bench|assets]...   Idempotent: installs only what is missing.
+# Usage: scripts/deps.sh [test|demo|bench|assets|fuzz]...   Idempotent: installs only what is missing.
 set -euo pipefail
 
 test_pkgs=(iproute2 isc-dhcp-client tftp-hpa atftp curl ndisc6 sqlite3 procps kmod bc python3-prometheus-client
@@ -12,6 +12,8 @@ assets_pkgs=(cpio zstd binutils kmod)
 demo_pkgs=(socat jq)
 # tftpd-hpa conflicts with atftpd as a package; bench/ unpacks its in.tftpd with apt-get download.
 bench_pkgs=(kea-dhcp4-server kea-dhcp6-server kea-admin dnsmasq atftpd nginx wrk util-linux)
+# libfuzzer-sys compiles libFuzzer (C++); scripts/fuzz.sh installs cargo-fuzz itself.
+fuzz_pkgs=(g++)
 
 want=()
 for what in "${@:-test}"; do
@@ -20,7 +22,8 @@ for what in "${@:-test}"; do
     demo) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${assets_pkgs[@]}" "${demo_pkgs[@]}") ;;
     assets) want+=("${assets_pkgs[@]}") ;;
     bench) want+=("${test_pkgs[@]}" "${e2e_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "deps.sh: unknown set '$what' (test, demo, bench, assets)" >&2; exit 2 ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    *) echo "deps.sh: unknown set '$what' (test, demo, bench, assets, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -11,6 +11,8 @@ pub mod config;
 pub mod dhcp4;
 pub mod dhcp6;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod mac;
 pub mod machines;

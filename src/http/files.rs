@@ -31,13 +31,13 @@ const BOOT_ROUTE: &str = "/boot/*";
 const ROOT_ROUTE: &str = "/*";
 
 /// The roots, canonical, so a resolved path can be checked by prefix.
-pub(super) struct Roots {
+pub(crate) struct Roots {
     http: PathBuf,
     boot: Option<PathBuf>,
 }
 
 impl Roots {
-    pub(super) fn new(http: &Path, tftp: Option<&Path>) -> io::Result<Roots> {
+    pub(crate) fn new(http: &Path, tftp: Option<&Path>) -> io::Result<Roots> {
         let canonical = |p: &Path| {
             std::fs::canonicalize(p)
                 .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
@@ -55,7 +55,7 @@ impl Roots {
 
 /// Why a path was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// A `..` segment, written plainly or percent-encoded.
     Traversal,
     /// A NUL byte (`%00`): no file name holds one.
@@ -65,7 +65,7 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Refusal::Traversal => "traversal",
             Refusal::NulByte => "nul_byte",
@@ -114,6 +114,20 @@ async fn resolve(root: &Path, rel: &Path) -> Result<Option<PathBuf>, Refusal> {
     Ok(is_file.then_some(file))
 }
 
+/// The file a request path (still percent-encoded) names: under the TFTP root for
+/// [`HTTP_BOOT_PREFIX`], else under the HTTP root. `Ok(None)` is a 404, a refusal a 403.
+pub(crate) async fn locate(roots: &Roots, path: &str) -> Result<Option<PathBuf>, Refusal> {
+    let (root, below) = match path.strip_prefix(HTTP_BOOT_PREFIX) {
+        Some(rest) => (roots.boot.as_deref(), rest),
+        None => (Some(roots.http.as_path()), path),
+    };
+    let rel = relative(below)?;
+    match root {
+        Some(root) => resolve(root, &rel).await,
+        None => Ok(None),
+    }
+}
+
 /// The fallback route: every path no script or operational route claimed.
 pub(super) async fn serve(
     State(st): State<Arc<AppState>>,
@@ -128,19 +142,8 @@ pub(super) async fn serve(
             .into_response();
     }
     let path = req.uri().path();
-    let (root, below) = match path.strip_prefix(HTTP_BOOT_PREFIX) {
-        Some(rest) => (st.roots.boot.as_deref(), rest),
-        None => (Some(st.roots.http.as_path()), path),
-    };
-    let found = match relative(below) {
-        Ok(rel) => match root {
-            Some(root) => resolve(root, &rel).await,
-            None => Ok(None),
-        },
-        Err(r) => Err(r),
-    };
     let client = peer.remote.ip();
-    let file = match found {
+    let file = match locate(&st.roots, path).await {
         Ok(Some(f)) => f,
         Ok(None) => {
             st.stage(client, "missing", path.to_string());

@@ -11,7 +11,7 @@ mod api;
 mod body;
 mod conn;
 mod dashboard;
-mod files;
+pub(crate) mod files;
 mod ops;
 mod routes;
 mod scripts;
