@@ -9,7 +9,7 @@ mod sqlite;
 mod writer;
 
 pub use sqlite::SqliteStore;
-pub use writer::Writer;
+pub use writer::{Durable, Outbox, Writer};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
