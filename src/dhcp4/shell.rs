@@ -194,7 +194,8 @@ async fn send(sock: &UdpSocket, ctx: &Context, neighbour_ok: &mut bool, r: Reply
 
 /// Logs and counts one decision, and puts what the machine got on its timeline.
 fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAddr) {
-    let mac = out.mac.map(|m| Mac(&m).to_string()).unwrap_or_default();
+    // Formatted only if a log line is written: no string per packet.
+    let mac = Mac(out.mac.as_ref().map_or(&[][..], |m| &m[..]));
     let msg = out.request.map_or("?", MessageType::name);
     inc(&m.received, "type", msg);
     let arch = out.boot.as_ref().map(|b| b.arch.name()).unwrap_or_default();
