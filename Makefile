@@ -32,9 +32,11 @@ bench:
 	$(CARGO) build --release
 	bench/dhcp 4
 	bench/dhcp 6
+	bench/resources
 	bench/tftp
 	bench/http
 	bench/boot
+	bench/summary
 
 clean:
 	$(CARGO) clean
