@@ -88,8 +88,8 @@ fn unix_now() -> u64 {
 
 /// Most datagrams read in one go before their leases are handed to the writer.
 const MAX_DRAIN: usize = 256;
-/// Replies waiting for the disk at once; past this the socket is left to the kernel's
-/// buffer until a commit releases some.
+/// Replies (or reply-less changes) waiting for the disk at once; past this the socket is
+/// left to the kernel's buffer until a commit releases some.
 const MAX_HELD: usize = 8192;
 
 /// Serves DHCPv4 until `shutdown` turns true.

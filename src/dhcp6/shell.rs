@@ -25,8 +25,8 @@ pub const SERVER_DUID_KEY: &str = "server_duid";
 
 /// Most datagrams read in one go before their leases are handed to the writer.
 const MAX_DRAIN: usize = 256;
-/// Replies waiting for the disk at once; past this the socket is left to the kernel's
-/// buffer until a commit releases some.
+/// Replies (or reply-less changes) waiting for the disk at once; past this the socket is
+/// left to the kernel's buffer until a commit releases some.
 const MAX_HELD: usize = 8192;
 
 /// Everything `run` needs; built by `serve` from the config and the store snapshot.

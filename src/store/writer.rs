@@ -95,7 +95,7 @@ impl Future for Durable {
 /// commits batches in the order they were queued, so only the oldest needs watching.
 pub struct Outbox<T> {
     writer: Writer,
-    queue: VecDeque<(Durable, Vec<T>)>,
+    queue: VecDeque<(Durable, Vec<T>, usize)>,
     held: usize,
 }
 
@@ -110,11 +110,15 @@ impl<T> Outbox<T> {
 
     /// Submits `changes` and holds `items` until they are durable.
     pub fn hold(&mut self, changes: Vec<Change>, items: Vec<T>) {
-        self.held += items.len();
-        self.queue.push_back((self.writer.submit(changes), items));
+        let weight = changes.len().max(items.len());
+        self.held += weight;
+        self.queue
+            .push_back((self.writer.submit(changes), items, weight));
     }
 
-    /// Items held, waiting for the disk.
+    /// Changes or items (whichever is more, per batch) waiting for the disk: what the
+    /// receive loops bound, so neither replies nor reply-less changes (RELEASE, DECLINE)
+    /// pile up without limit.
     pub fn held(&self) -> usize {
         self.held
     }
@@ -122,12 +126,12 @@ impl<T> Outbox<T> {
     /// The oldest held batch once its changes are durable, with the commit's result.
     /// Pends for ever while nothing is held (for use as one branch of a `select!`).
     pub async fn released(&mut self) -> (Result<(), StoreError>, Vec<T>) {
-        let Some((durable, _)) = self.queue.front_mut() else {
+        let Some((durable, _, _)) = self.queue.front_mut() else {
             return std::future::pending().await;
         };
         let result = durable.await;
-        let (_, items) = self.queue.pop_front().expect("front was there");
-        self.held -= items.len();
+        let (_, items, weight) = self.queue.pop_front().expect("front was there");
+        self.held -= weight;
         (result, items)
     }
 }
@@ -167,8 +171,8 @@ mod tests {
         let writer = Writer::start(Box::new(Recorder(commits.clone())));
         let mut outbox = Outbox::new(writer);
         outbox.hold(vec![lease(1), lease(2)], vec!["a", "b"]);
-        outbox.hold(vec![lease(3)], vec!["c"]);
-        assert_eq!(outbox.held(), 3);
+        outbox.hold(vec![lease(3), lease(4)], vec!["c"]);
+        assert_eq!(outbox.held(), 4);
         let (r, first) = outbox.released().await;
         assert!(r.is_ok());
         assert_eq!(first, vec!["a", "b"]);
@@ -176,6 +180,6 @@ mod tests {
         assert_eq!(second, vec!["c"]);
         assert_eq!(outbox.held(), 0);
         // Every change reached the store, whatever the grouping into transactions.
-        assert_eq!(commits.lock().unwrap().iter().sum::<usize>(), 3);
+        assert_eq!(commits.lock().unwrap().iter().sum::<usize>(), 4);
     }
 }
