@@ -30,8 +30,8 @@ demo:
 bench:
 	scripts/deps.sh bench
 	$(CARGO) build --release
-	bench/dhcp 4
-	bench/dhcp 6
+	ROUNDS=2 bench/dhcp 4 4
+	ROUNDS=2 bench/dhcp 6 3
 	bench/resources
 	bench/tftp
 	bench/http
