@@ -37,11 +37,13 @@ demo: assets
 bench: assets
 	scripts/deps.sh bench
 	$(CARGO) build --release
-	bench/dhcp 4
-	bench/dhcp 6
+	ROUNDS=2 bench/dhcp 4 4
+	ROUNDS=2 bench/dhcp 6 3
+	bench/resources
 	bench/tftp
 	bench/http
 	bench/boot
+	bench/summary
 
 # Every fuzz target for FUZZ_SECONDS each (default 60); see RELIABILITY.md.
 fuzz:

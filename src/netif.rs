@@ -58,3 +58,29 @@ impl Link {
             .copied()
     }
 }
+
+/// Receive buffer asked for on the DHCP sockets: room for a few thousand requests.
+const DHCP_RECEIVE_BUFFER: usize = 4 << 20;
+
+/// Gives a DHCP socket a receive buffer that rides out a boot storm: while the server
+/// thread is off the CPU (a commit, a neighbour's process), requests queue in the kernel
+/// instead of being dropped. Past `net.core.rmem_max` only with CAP_NET_ADMIN
+/// (SO_RCVBUFFORCE); without it the kernel's cap applies. Best effort: a smaller buffer
+/// costs drops under load, not correctness.
+pub fn grow_receive_buffer(sock: &socket2::Socket) {
+    use std::os::fd::AsRawFd;
+    let size = DHCP_RECEIVE_BUFFER as libc::c_int;
+    // SAFETY: passes a pointer to a live c_int and its size, as setsockopt expects.
+    let forced = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    } == 0;
+    if !forced && let Err(e) = sock.set_recv_buffer_size(DHCP_RECEIVE_BUFFER) {
+        tracing::debug!(error = %e, "cannot grow the DHCP receive buffer");
+    }
+}

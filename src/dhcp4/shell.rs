@@ -2,12 +2,12 @@
 //! (SO_BINDTODEVICE, so replies never leave on another interface), a neighbour entry for
 //! unicast to clients without an address, and the durable-before-reply rule.
 
-use super::server::{Destination, Outcome, Reason, Server};
+use super::server::{Destination, Outcome, Reason, Reply, Server};
 use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
 use crate::netif::Link;
-use crate::store::{Change, Writer};
+use crate::store::{Change, Outbox, Writer};
 use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -45,6 +45,7 @@ fn bind(interface: &str) -> io::Result<UdpSocket> {
     })?;
     s.bind(&SocketAddr::from((Ipv4Addr::UNSPECIFIED, SERVER_PORT)).into())
         .map_err(|e| io::Error::new(e.kind(), format!("bind DHCPv4 port {SERVER_PORT}: {e}")))?;
+    crate::netif::grow_receive_buffer(&s);
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s.into())
 }
@@ -85,9 +86,20 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Most datagrams read in one go before their leases are handed to the writer.
+const MAX_DRAIN: usize = 256;
+/// Replies (or reply-less changes) waiting for the disk at once; past this the socket is
+/// left to the kernel's buffer until a commit releases some.
+const MAX_HELD: usize = 8192;
+
 /// Serves DHCPv4 until `shutdown` turns true.
+///
+/// One loop: when the socket is readable it drains every queued datagram (up to
+/// [`MAX_DRAIN`]), decides each, and hands all their leases to the writer as one batch;
+/// when a batch is durable it sends all of that batch's replies at once. The loop never
+/// waits for the disk itself.
 pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
-    let sock = Arc::new(bind(&ctx.interface)?);
+    let sock = bind(&ctx.interface)?;
     let subnet = ctx.server.subnet();
     let mut local = interface_v4(&ctx.interface, &subnet);
     let mut looked_up = Instant::now();
@@ -95,82 +107,95 @@ pub async fn run(mut ctx: Context, mut shutdown: watch::Receiver<bool>) -> io::R
         .pool_size
         .set(ctx.server.leases().pool_size() as i64);
     info!(interface = %ctx.interface, address = ?local, "DHCPv4 listening on port 67 (firmware only)");
-    let neighbour_ok = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut neighbour_ok = true;
     let mut buf = vec![0u8; 4096];
     let mut gauges = tokio::time::interval(GAUGE_INTERVAL);
+    let mut outbox: Outbox<Reply> = Outbox::new(ctx.writer.clone());
+    let mut changes = Vec::new();
+    let mut replies = Vec::new();
     loop {
-        let (n, from) = tokio::select! {
-            r = sock.recv_from(&mut buf) => r?,
+        tokio::select! {
+            (result, batch) = outbox.released() => match result {
+                Ok(()) => {
+                    for r in batch {
+                        send(&sock, &ctx, &mut neighbour_ok, r).await;
+                    }
+                }
+                Err(e) => {
+                    ctx.metrics.store_failures.inc_by(batch.len() as u64);
+                    warn!(error = %e, replies = batch.len(), "leases not durable; replies withheld");
+                }
+            },
+            r = sock.readable(), if outbox.held() < MAX_HELD => {
+                r?;
+                for _ in 0..MAX_DRAIN {
+                    let (n, from) = match sock.try_recv_from(&mut buf) {
+                        Ok(got) => got,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    };
+                    if local.is_none() || looked_up.elapsed() > ADDRESS_REFRESH {
+                        local = interface_v4(&ctx.interface, &subnet);
+                        looked_up = Instant::now();
+                    }
+                    let out = ctx
+                        .server
+                        .handle(unix_now(), local.unwrap_or(Ipv4Addr::UNSPECIFIED), &buf[..n]);
+                    account(&ctx.metrics, &ctx.timeline, &out, from);
+                    let Outcome { result, persist, .. } = out;
+                    match (persist, result) {
+                        (Some(l), reply) => {
+                            changes.push(Change::Lease4(l));
+                            replies.extend(reply.ok());
+                        }
+                        // Nothing to make durable: it may leave at once.
+                        (None, Ok(reply)) => send(&sock, &ctx, &mut neighbour_ok, reply).await,
+                        (None, Err(_)) => {}
+                    }
+                }
+                if !changes.is_empty() {
+                    outbox.hold(std::mem::take(&mut changes), std::mem::take(&mut replies));
+                }
+            }
             _ = gauges.tick() => {
                 // Counting active leases walks the table: once a second, not per packet.
                 ctx.metrics.leases_active.set(ctx.server.leases().active(unix_now()) as i64);
-                continue;
             }
             _ = shutdown.changed() => return Ok(()),
-        };
-        if local.is_none() || looked_up.elapsed() > ADDRESS_REFRESH {
-            local = interface_v4(&ctx.interface, &subnet);
-            looked_up = Instant::now();
         }
-        let now = unix_now();
-        let out = ctx
-            .server
-            .handle(now, local.unwrap_or(Ipv4Addr::UNSPECIFIED), &buf[..n]);
-        account(&ctx.metrics, &ctx.timeline, &out, from);
-        let Outcome {
-            result, persist, ..
-        } = out;
-        let reply = result.ok();
-        if reply.is_none() && persist.is_none() {
-            // Refused and counted: no task, so a flood of refusals costs no allocations.
-            continue;
-        }
-        // Queued here, in decision order; awaited in the task.
-        let durable = persist.map(|l| ctx.writer.persist(vec![Change::Lease4(l)]));
-        let (sock, metrics, iface, neighbour_ok) = (
-            sock.clone(),
-            ctx.metrics.clone(),
-            ctx.interface.clone(),
-            neighbour_ok.clone(),
-        );
-        let task = async move {
-            if let Some(durable) = durable
-                && let Err(e) = durable.await
-            {
-                metrics.store_failures.inc();
-                warn!(error = %e, "lease not durable; reply withheld");
-                return;
-            }
-            if let Some(r) = reply {
-                let to = match r.dest {
-                    Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
-                    Destination::Relay(g) => SocketAddrV4::new(g, SERVER_PORT),
-                    Destination::Client(c) => SocketAddrV4::new(c, CLIENT_PORT),
-                    Destination::Unicast { ip, mac } => match set_neighbour(&sock, &iface, ip, mac)
-                    {
-                        Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
-                        Err(e) => {
-                            if neighbour_ok.swap(false, std::sync::atomic::Ordering::Relaxed) {
-                                warn!(error = %e, "cannot add neighbour entries (needs CAP_NET_ADMIN); broadcasting replies instead");
-                            }
-                            SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
-                        }
-                    },
-                };
-                match sock.send_to(&r.packet, to).await {
-                    Ok(_) => inc(&metrics.replies, "type", r.kind.name()),
-                    Err(e) => warn!(error = %e, %to, "sending DHCPv4 reply failed"),
+    }
+}
+
+/// Sends one reply where the core said, without waiting unless the socket buffer is full.
+async fn send(sock: &UdpSocket, ctx: &Context, neighbour_ok: &mut bool, r: Reply) {
+    let to = match r.dest {
+        Destination::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+        Destination::Relay(g) => SocketAddrV4::new(g, SERVER_PORT),
+        Destination::Client(c) => SocketAddrV4::new(c, CLIENT_PORT),
+        Destination::Unicast { ip, mac } => match set_neighbour(sock, &ctx.interface, ip, mac) {
+            Ok(()) => SocketAddrV4::new(ip, CLIENT_PORT),
+            Err(e) => {
+                if std::mem::replace(neighbour_ok, false) {
+                    warn!(error = %e, "cannot add neighbour entries (needs CAP_NET_ADMIN); broadcasting replies instead");
                 }
+                SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
             }
-        };
-        // The receive loop never waits for the disk.
-        tokio::spawn(task);
+        },
+    };
+    let sent = match sock.try_send_to(&r.packet, to.into()) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.send_to(&r.packet, to).await,
+        other => other,
+    };
+    match sent {
+        Ok(_) => inc(&ctx.metrics.replies, "type", r.kind.name()),
+        Err(e) => warn!(error = %e, %to, "sending DHCPv4 reply failed"),
     }
 }
 
 /// Logs and counts one decision, and puts what the machine got on its timeline.
 fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAddr) {
-    let mac = out.mac.map(|m| Mac(&m).to_string()).unwrap_or_default();
+    // Formatted only if a log line is written: no string per packet.
+    let mac = Mac(out.mac.as_ref().map_or(&[][..], |m| &m[..]));
     let msg = out.request.map_or("?", MessageType::name);
     inc(&m.received, "type", msg);
     let arch = out.boot.as_ref().map(|b| b.arch.name()).unwrap_or_default();

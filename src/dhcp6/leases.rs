@@ -8,7 +8,7 @@
 //! still differ in their link-layer address, so they never share an address.
 
 use crate::store::{Change, Lease6};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv6Addr;
 
 /// Who holds a lease.
@@ -34,7 +34,7 @@ impl Identity {
 pub struct Leases {
     first: u128,
     last: u128,
-    by_addr: BTreeMap<Ipv6Addr, Lease6>,
+    by_addr: HashMap<Ipv6Addr, Lease6>,
     by_client: HashMap<Identity, Ipv6Addr>,
     /// Addresses leased under each DUID, so spotting one DUID on two machines is a lookup,
     /// not a walk over every lease.
@@ -50,7 +50,7 @@ impl Leases {
         let mut t = Leases {
             first: pool.0.into(),
             last: pool.1.into(),
-            by_addr: BTreeMap::new(),
+            by_addr: HashMap::new(),
             by_client: HashMap::new(),
             by_duid: HashMap::new(),
             cursor: pool.0.into(),

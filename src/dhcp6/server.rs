@@ -94,6 +94,9 @@ pub struct Reply {
     pub mac: Option<[u8; 6]>,
     pub addrs: Vec<Ipv6Addr>,
     pub boot: Result<String, NoBootUrl>,
+    /// The client's DUID and IAID when this reply touches one of its leases, so the
+    /// machine record can name them.
+    pub identity: Option<(Vec<u8>, u32)>,
 }
 
 pub struct Server {
@@ -273,9 +276,14 @@ impl Server {
                 w.vendor_class(policy::PXE_ENTERPRISE, policy::HTTP_CLIENT);
             }
         }
+        let identity = changes.iter().find_map(|c| match c {
+            Change::Lease6(l) => Some((l.duid.clone(), l.iaid)),
+            _ => None,
+        });
         Ok(self::Reply {
             bytes,
             relayed: false,
+            identity,
             changes,
             answered: t,
             client: boot.client,

@@ -9,7 +9,7 @@ use crate::config::Ipv6;
 use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
 use crate::policy::Policy;
-use crate::store::{Change, Lease6, StoreError, Writer};
+use crate::store::{Change, Lease6, Outbox, Writer};
 use crate::timeline::{Event, Timeline};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// The store's meta key for the server DUID, made once and kept for good: clients
 /// remember which server gave them their lease by it.
 pub const SERVER_DUID_KEY: &str = "server_duid";
 
-/// Replies waiting for the disk at once; past this the receive loop waits for one.
-const MAX_IN_FLIGHT: usize = 1024;
+/// Most datagrams read in one go before their leases are handed to the writer.
+const MAX_DRAIN: usize = 256;
+/// Replies (or reply-less changes) waiting for the disk at once; past this the socket is
+/// left to the kernel's buffer until a commit releases some.
+const MAX_HELD: usize = 8192;
 
 /// Everything `run` needs; built by `serve` from the config and the store snapshot.
 pub struct Dhcp6Context {
@@ -61,6 +63,7 @@ fn socket(link: &Link, interface: &str) -> io::Result<UdpSocket> {
     s.bind_device(Some(interface.as_bytes()))?;
     s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, SERVER_PORT)).into())?;
     s.join_multicast_v6(&ALL_SERVERS_AND_RELAYS, link.index)?;
+    crate::netif::grow_receive_buffer(&s);
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s.into())
 }
@@ -85,7 +88,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
             })?;
             let d = duid::llt(mac, unix_now());
             ctx.writer
-                .persist(vec![Change::Meta {
+                .submit(vec![Change::Meta {
                     key: SERVER_DUID_KEY.into(),
                     value: d.clone(),
                 }])
@@ -95,49 +98,61 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
             d
         }
     };
-    let sock = Arc::new(socket(&link, &ctx.interface)?);
+    let sock = socket(&link, &ctx.interface)?;
     let mut server = Server::new(ctx.cfg, ctx.policy, server_duid, address, ctx.leases);
     tracing::info!(interface = %ctx.interface, %address, "DHCPv6 server listening on [ff02::1:2]:547");
-    let mut in_flight = JoinSet::new();
+    // One loop, as in DHCPv4: drain the socket, decide each datagram, hand the batch's
+    // changes to the writer at once; send a batch's replies when it is durable.
+    let mut outbox: Outbox<(Reply, SocketAddrV6)> = Outbox::new(ctx.writer.clone());
+    let mut changes = Vec::new();
+    let mut replies = Vec::new();
     let mut buf = vec![0u8; 65536];
-    while !*shutdown.borrow() {
-        while in_flight.try_join_next().is_some() {}
-        if in_flight.len() >= MAX_IN_FLIGHT {
-            in_flight.join_next().await;
-        }
-        let (n, from) = tokio::select! {
-            _ = shutdown.changed() => break,
-            r = sock.recv_from(&mut buf) => r?,
-        };
-        let SocketAddr::V6(from) = from else { continue };
-        let bytes = &buf[..n];
-        let message = bytes
-            .first()
-            .and_then(|&t| MessageType::from_u8(t))
-            .map_or("unknown", MessageType::as_str);
-        inc(&ctx.metrics.received, "type", message);
-        match server.handle(bytes, *from.ip(), unix_now()) {
-            Ok(mut reply) => {
-                let identity = reply.changes.iter().find_map(|c| match c {
-                    Change::Lease6(l) => Some((l.duid.clone(), l.iaid)),
-                    _ => None,
-                });
-                // Queued here, in decision order, as one transaction; awaited in the task.
-                let durable = ctx.writer.persist(std::mem::take(&mut reply.changes));
-                in_flight.spawn(send_when_durable(
-                    reply,
-                    identity,
-                    from,
-                    durable,
-                    sock.clone(),
-                    ctx.metrics.clone(),
-                    ctx.timeline.clone(),
-                ));
+    loop {
+        tokio::select! {
+            (result, batch) = outbox.released() => match result {
+                Ok(()) => {
+                    for (reply, from) in batch {
+                        send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, replies = batch.len(), "DHCPv6 replies withheld: leases not stored");
+                    ctx.metrics.store_failures.inc_by(batch.len() as u64);
+                }
+            },
+            r = sock.readable(), if outbox.held() < MAX_HELD => {
+                r?;
+                for _ in 0..MAX_DRAIN {
+                    let (n, from) = match sock.try_recv_from(&mut buf) {
+                        Ok(got) => got,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    };
+                    let SocketAddr::V6(from) = from else { continue };
+                    let bytes = &buf[..n];
+                    let message = bytes
+                        .first()
+                        .and_then(|&t| MessageType::from_u8(t))
+                        .map_or("unknown", MessageType::as_str);
+                    inc(&ctx.metrics.received, "type", message);
+                    match server.handle(bytes, *from.ip(), unix_now()) {
+                        Ok(reply) if reply.changes.is_empty() => {
+                            send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
+                        }
+                        Ok(mut reply) => {
+                            changes.append(&mut reply.changes);
+                            replies.push((reply, from));
+                        }
+                        Err(why) => ignored(&ctx.metrics, from, why),
+                    }
+                }
+                if !changes.is_empty() {
+                    outbox.hold(std::mem::take(&mut changes), std::mem::take(&mut replies));
+                }
             }
-            Err(why) => ignored(&ctx.metrics, from, why),
+            _ = shutdown.changed() => return Ok(()),
         }
     }
-    Ok(())
 }
 
 fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
@@ -145,28 +160,24 @@ fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
     inc(&metrics.ignored, "reason", why.as_str());
 }
 
-/// Waits for the reply's lease changes to be durable, then sends it: to the client's port
-/// 546, or back to the relay it came through. Then logs, counts and puts it on the
-/// machine's timeline.
-async fn send_when_durable(
+/// Sends a reply whose changes are durable: to the client's port 546, or back to the
+/// relay it came through. Then logs, counts and puts it on the machine's timeline.
+async fn send(
+    sock: &UdpSocket,
+    metrics: &Dhcp6Metrics,
+    timeline: &Timeline,
     reply: Reply,
-    identity: Option<(Vec<u8>, u32)>,
     from: SocketAddrV6,
-    durable: impl Future<Output = Result<(), StoreError>>,
-    sock: Arc<UdpSocket>,
-    metrics: Dhcp6Metrics,
-    timeline: Arc<Timeline>,
 ) {
-    if let Err(e) = durable.await {
-        tracing::error!(%from, error = %e, "DHCPv6 reply withheld: lease not stored");
-        metrics.store_failures.inc();
-        return;
-    }
     let mut to = from;
     if !reply.relayed {
         to.set_port(CLIENT_PORT);
     }
-    if let Err(e) = sock.send_to(&reply.bytes, to).await {
+    let sent = match sock.try_send_to(&reply.bytes, to.into()) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.send_to(&reply.bytes, to).await,
+        other => other,
+    };
+    if let Err(e) = sent {
         tracing::warn!(%to, error = %e, "DHCPv6 reply not sent");
         inc(&metrics.ignored, "reason", "send_failed");
         return;
@@ -176,7 +187,7 @@ async fn send_when_durable(
         for &a in &reply.addrs {
             timeline.learn(a.into(), mac);
         }
-        if let Some((duid, iaid)) = identity {
+        if let Some((duid, iaid)) = reply.identity.clone() {
             timeline.identify6(mac, duid, iaid);
         }
     }

@@ -182,7 +182,7 @@ impl Machines {
             if let Some(old) = oldest {
                 g.remove(&old);
                 warn!(forgotten = %Mac(&old), "machine records full: the machine seen least recently is forgotten");
-                background(self.writer.persist(vec![Change::ForgetMachine(old)]));
+                background(self.writer.submit(vec![Change::ForgetMachine(old)]));
             }
         }
         g.entry(mac).or_insert_with(|| Machine::new(at))
@@ -296,7 +296,7 @@ impl Machines {
                 .filter(|e| g.contains_key(&e.mac))
                 .map(Change::MachineEvent),
         );
-        self.writer.persist(changes)
+        self.writer.submit(changes)
     }
 
     /// A per-machine script is being served: records what iPXE said about the machine
@@ -321,7 +321,7 @@ impl Machines {
             // A machine fetching its script again with nothing new costs no write.
             (m.record != before).then(|| {
                 self.publish(&mac, m);
-                self.writer.persist(vec![record_change(mac, &m.record)])
+                self.writer.submit(vec![record_change(mac, &m.record)])
             })
         };
         match durable {
@@ -352,7 +352,7 @@ impl Machines {
             m.step(e.clone());
             let durable = self
                 .writer
-                .persist(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
+                .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
             self.publish(&mac, m);
             (
                 durable,
@@ -405,7 +405,7 @@ impl Machines {
             m.step(e.clone());
             let durable = self
                 .writer
-                .persist(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
+                .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
             self.publish(&mac, m);
             durable
         };

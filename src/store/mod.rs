@@ -10,7 +10,7 @@ mod sqlite;
 mod writer;
 
 pub use sqlite::{SqliteStore, read_machine};
-pub use writer::Writer;
+pub use writer::{Durable, Outbox, Writer};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
