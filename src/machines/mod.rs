@@ -195,6 +195,32 @@ impl Machines {
         }
     }
 
+    /// Puts a change made through the API on the machine's timeline, queues the record
+    /// and the step as one write, and tells live subscribers; the caller awaits the write.
+    fn api_step(
+        &self,
+        mac: [u8; 6],
+        m: &mut Machine,
+        at: u64,
+        stage: &str,
+        detail: String,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        let e = MachineEvent {
+            mac,
+            at,
+            protocol: "api".into(),
+            stage: stage.into(),
+            detail,
+        };
+        log_step(&e);
+        m.step(e.clone());
+        let durable = self
+            .writer
+            .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
+        self.publish(&mac, m);
+        durable
+    }
+
     /// Applies timeline steps as they come and writes them in batches, until `stop`.
     pub async fn run(
         self: Arc<Self>,
@@ -341,19 +367,8 @@ impl Machines {
             let m = self.entry(&mut g, mac, at);
             let before = m.record.next.clone();
             m.record.next = Some(next.to_string());
-            let e = MachineEvent {
-                mac,
-                at,
-                protocol: "api".into(),
-                stage: "next".into(),
-                detail: format!("{next} (was {})", before.as_deref().unwrap_or("unset")),
-            };
-            log_step(&e);
-            m.step(e.clone());
-            let durable = self
-                .writer
-                .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
-            self.publish(&mac, m);
+            let detail = format!("{next} (was {})", before.as_deref().unwrap_or("unset"));
+            let durable = self.api_step(mac, m, at, "next", detail);
             (
                 durable,
                 m.detail(&Mac(&mac).to_string(), self.policy.host_boot(mac)),
@@ -365,12 +380,7 @@ impl Machines {
 
     /// Whether `token` is the current burn-in token of `mac`.
     pub fn check_token(&self, mac: [u8; 6], token: Option<&str>) -> Result<(), Refused> {
-        let g = self.lock();
-        let m = g.get(&mac).ok_or(Refused::UnknownMachine)?;
-        match (&m.record.token, token) {
-            (Some(want), Some(got)) if tokens_match(want, got) => Ok(()),
-            _ => Err(Refused::BadToken),
-        }
+        token_holds(self.lock().get(&mac), token)
     }
 
     /// Stores a report (checking the token again: a newer boot may have replaced it) and
@@ -385,29 +395,13 @@ impl Machines {
         let label = report.label();
         let durable = {
             let mut g = self.lock();
+            token_holds(g.get(&mac), token)?;
             let m = g.get_mut(&mac).ok_or(Refused::UnknownMachine)?;
-            match (&m.record.token, token) {
-                (Some(want), Some(got)) if tokens_match(want, got) => {}
-                _ => return Err(Refused::BadToken),
-            }
             let at = now_ms();
             m.record.report = Some(sent);
             m.record.report_at = Some(at);
             m.record.result = Some(label.clone());
-            let e = MachineEvent {
-                mac,
-                at,
-                protocol: "api".into(),
-                stage: "report".into(),
-                detail: format!("report received: {label}"),
-            };
-            log_step(&e);
-            m.step(e.clone());
-            let durable = self
-                .writer
-                .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
-            self.publish(&mac, m);
-            durable
+            self.api_step(mac, m, at, "report", format!("report received: {label}"))
         };
         durable.await.map_err(Refused::Store)?;
         Ok(label)
@@ -415,6 +409,15 @@ impl Machines {
 }
 
 /// Logs a step the API made in the timeline's one shape (see [`crate::timeline`]).
+/// Whether `token` is the current burn-in token of `machine`.
+fn token_holds(machine: Option<&Machine>, token: Option<&str>) -> Result<(), Refused> {
+    let m = machine.ok_or(Refused::UnknownMachine)?;
+    match (&m.record.token, token) {
+        (Some(want), Some(got)) if tokens_match(want, got) => Ok(()),
+        _ => Err(Refused::BadToken),
+    }
+}
+
 fn log_step(e: &MachineEvent) {
     info!(target: "sixboot::timeline", mac = %Mac(&e.mac), ip = "", protocol = %e.protocol, stage = %e.stage, detail = %e.detail, "stage");
 }
