@@ -7,6 +7,8 @@ use common::dhcp4_client::*;
 use common::{Lab, cmd_in, exec_in};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 const MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
@@ -212,25 +214,40 @@ fn kill_9_under_load_loses_no_acked_lease_and_never_doubles_an_address() {
     let c = lab.client("c", None, None);
     let cfg = config(&lab, "");
     let pid = started(&mut lab, &cfg);
-    let macs: Vec<[u8; 6]> = (0..60u8)
+    // More clients than the load can finish in the moment between its 10th ACK and the
+    // kill, and fewer than the pool holds.
+    let macs: Vec<[u8; 6]> = (0..200u8)
         .map(|i| [0x52, 0x54, 0, 0xcc, i / 16, i])
         .collect();
-    // Load: DORAs from many clients on a background thread, while the server is killed.
+    // Load: DORAs from many clients on a background thread, which says when 10 were ACKed
+    // and stops once the server is killed.
     let load_ns = c.clone();
     let load_macs = macs.clone();
+    let killed = Arc::new(AtomicBool::new(false));
+    let stop = killed.clone();
+    let (started_tx, started_rx) = mpsc::channel();
     let load = std::thread::spawn(move || {
         let s = client_socket(&load_ns, Ipv4Addr::UNSPECIFIED, 68);
-        load_macs
-            .iter()
-            .filter_map(|&m| try_dora(&s, m, 0, 1).ok().map(|(a, _)| (m, a)))
-            .collect::<Vec<_>>()
+        let mut acked = Vec::new();
+        for &m in &load_macs {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok((a, _)) = try_dora(&s, m, 0, 1) {
+                acked.push((m, a));
+                if acked.len() == 10 {
+                    let _ = started_tx.send(());
+                }
+            }
+        }
+        acked
     });
-    let acks = || lab.log().matches("reply=ACK").count();
     assert!(
-        common::wait_until(Duration::from_secs(20), || acks() >= 10),
+        started_rx.recv_timeout(Duration::from_secs(20)).is_ok(),
         "load did not start"
     );
     lab.kill9(pid);
+    killed.store(true, Ordering::SeqCst);
     let acked_before = load.join().unwrap();
     assert!(
         acked_before.len() >= 10,

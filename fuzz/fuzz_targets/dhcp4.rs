@@ -2,7 +2,8 @@
 //! example config on 192.168.1.1, the clock moving `delta` seconds before each.
 //!
 //! Beyond "no panic": every OFFER and ACK hands out a pool address that the lease table
-//! then records for the same client, and every reply is a BOOTREPLY echoing the xid.
+//! then records for the same client, every ACK's lease is persisted (an OFFER's is held in
+//! memory only), and every reply is a BOOTREPLY echoing the xid.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,9 +26,12 @@ fn check(server: &Server, request: &[u8], out: &Outcome) {
     assert_eq!(reply.packet[field::XID], request[field::XID]);
     if matches!(reply.kind, MessageType::Offer | MessageType::Ack) {
         assert!(server.leases().in_pool(reply.yiaddr), "{out:?}");
-        if let Some(l) = &out.persist {
-            assert_eq!(l.addr, reply.yiaddr);
-            assert_eq!(server.leases().get(l.addr), Some(l));
+        let held = server.leases().get(reply.yiaddr);
+        assert!(held.is_some(), "the table does not record {out:?}");
+        match (&out.persist, reply.kind) {
+            (Some(l), MessageType::Ack) => assert_eq!(Some(l), held),
+            (None, MessageType::Offer) => {}
+            _ => panic!("an ACK is persisted, an OFFER is not: {out:?}"),
         }
     }
 }

@@ -256,7 +256,7 @@ impl Server {
                     boot: &b,
                 };
                 let r = if p.message_type == MessageType::Discover {
-                    self.discover(&x, persist)
+                    self.discover(&x)
                 } else {
                     self.request(&x, persist)
                 };
@@ -301,7 +301,12 @@ impl Server {
             .cloned()
     }
 
-    fn discover(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
+    /// An offer is held in memory only, for [`OFFER_HOLD`] seconds: it grants nothing until
+    /// the ACK, and the ACK's lease is what goes to disk before its reply (as ISC dhcpd and
+    /// Kea do). So an OFFER leaves at once, without waiting for a commit. A restart forgets
+    /// open offers; the client's REQUEST for one is then NAKed and it starts over, and no
+    /// address is ever ACKed to two clients.
+    fn discover(&mut self, x: &Exchange) -> Result<Reply, Reason> {
         let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let addr = self
             .leases
@@ -311,10 +316,8 @@ impl Server {
             .held(addr, client)
             .is_some_and(|l| l.state == LeaseState::Bound && l.expires > now);
         if !still_bound {
-            *persist = Some(
-                self.leases
-                    .put(x.lease(addr, LeaseState::Offered, now + OFFER_HOLD)),
-            );
+            self.leases
+                .put(x.lease(addr, LeaseState::Offered, now + OFFER_HOLD));
         }
         Ok(self.reply(p, MessageType::Offer, addr, local, b))
     }
@@ -327,18 +330,18 @@ impl Server {
             .or((p.ciaddr != unspecified).then_some(p.ciaddr));
         let grant = match p.server_id() {
             Some(sid) if sid != local => {
-                // SELECTING another server: free what we offered.
+                // SELECTING another server: free what we offered (in memory, like the offer).
                 if let Some(l) = self
                     .leases
                     .of_client(client)
                     .filter(|l| l.state == LeaseState::Offered)
                     .cloned()
                 {
-                    *persist = Some(self.leases.put(Lease4 {
+                    self.leases.put(Lease4 {
                         state: LeaseState::Released,
                         expires: now,
                         ..l
-                    }));
+                    });
                 }
                 return Err(Reason::OtherServer);
             }
@@ -722,7 +725,16 @@ mod tests {
         ] {
             assert!(!codes.contains(&c), "{c:?} must not be sent unasked");
         }
-        assert_eq!(o.persist.as_ref().unwrap().state, LeaseState::Offered);
+        // The offer is held in memory, not written: it leaves without waiting for a commit.
+        assert!(
+            o.persist.is_none(),
+            "an OFFER is not persisted: {:?}",
+            o.persist
+        );
+        assert_eq!(
+            s.leases().get(r.yiaddr).map(|l| l.state),
+            Some(LeaseState::Offered)
+        );
     }
 
     #[test]
@@ -856,7 +868,12 @@ mod tests {
             &ovmf_pxe_x64(3, &[&tlv(50, &offer.octets()), &tlv(54, &[192, 168, 1, 5])]),
         );
         assert_eq!(o.result, Err(Reason::OtherServer));
-        assert_eq!(o.persist.unwrap().state, LeaseState::Released);
+        // The offer was only ever in memory, and so is freeing it.
+        assert_eq!(o.persist, None);
+        assert_eq!(
+            s.leases().get(offer).map(|l| l.state),
+            Some(LeaseState::Released)
+        );
         assert!(s.leases().available(offer, b"\x01other", NOW));
     }
 
@@ -887,6 +904,26 @@ mod tests {
             s.handle(NOW, LOCAL, &other).result,
             Err(Reason::PoolExhausted)
         );
+    }
+
+    #[test]
+    fn a_restart_forgets_open_offers_so_their_request_is_naked_and_the_client_starts_over() {
+        let mut s = server();
+        let offered = reply(&s.handle(NOW, LOCAL, &ovmf_pxe_x64(1, &[]))).yiaddr;
+        // Nothing was written for the offer, so the restarted server starts empty.
+        let mut s = server();
+        let selecting = [tlv(50, &offered.octets()), tlv(54, &LOCAL.octets())];
+        let req = ovmf_pxe_x64(3, &[&selecting[0], &selecting[1]]);
+        assert_eq!(
+            reply(&s.handle(NOW + 1, LOCAL, &req)).kind,
+            MessageType::Nak
+        );
+        // Starting over, the client gets the same address (stable per client) and keeps it.
+        let o = s.handle(NOW + 2, LOCAL, &ovmf_pxe_x64(1, &[]));
+        assert_eq!(reply(&o).yiaddr, offered);
+        let o = s.handle(NOW + 3, LOCAL, &req);
+        assert_eq!(reply(&o).kind, MessageType::Ack);
+        assert_eq!(o.persist.map(|l| l.addr), Some(offered));
     }
 
     #[test]

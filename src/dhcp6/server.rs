@@ -342,24 +342,25 @@ impl Server {
             return (None, None);
         };
         // Advertising an address already bound to this client must not shorten it.
-        let keep = state == LeaseState::Offered
+        let offer = state == LeaseState::Offered;
+        let keep = offer
             && held
                 .is_some_and(|l| l.addr == addr && l.state == LeaseState::Bound && l.expires > now);
-        let change = (!keep).then(|| {
-            let hold = if state == LeaseState::Offered {
-                OFFER_HOLD
-            } else {
-                u64::from(lt)
-            };
-            self.leases.set(Lease6 {
+        let mut change = None;
+        if !keep {
+            let hold = if offer { OFFER_HOLD } else { u64::from(lt) };
+            let set = self.leases.set(Lease6 {
                 addr,
                 duid: id.duid.clone(),
                 iaid: id.iaid,
                 link: id.link.clone(),
                 state,
                 expires: now + hold,
-            })
-        });
+            });
+            // An Advertise is held in memory only (it grants nothing until the Reply,
+            // whose lease is on disk first), so it leaves without waiting for a commit.
+            change = (!offer).then_some(set);
+        }
         let at = w.ia_na(ia.iaid, lt / 2, lt / 5 * 4);
         w.iaaddr(addr, lt, lt);
         for other in ia.addresses().filter(|&a| a != addr) {
@@ -595,7 +596,12 @@ pub(crate) mod tests {
             panic!("no DNS")
         };
         assert_eq!(dns, &["fd00:1::53".parse::<Ipv6Addr>().unwrap()]);
-        assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Offered));
+        // The advertised address is held in memory, not written: no commit to wait for.
+        assert!(
+            r.changes.is_empty(),
+            "an Advertise is not persisted: {:?}",
+            r.changes
+        );
         assert_eq!(
             m.opts().get(v6::OptionCode::Preference),
             Some(&v6::DhcpOption::Preference(255)),
@@ -916,8 +922,17 @@ pub(crate) mod tests {
             url(&adv).as_deref(),
             Some("http://[fd00:1::1]:8080/boot.ipxe")
         );
-        // The link-layer address came from option 79, not from the relay's peer address.
-        assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.link == [2, 0, 0, 0, 0, 0x70]));
+        // The link-layer address comes from option 79, not from the relay's peer address:
+        // the Request's lease (an Advertise is not written) carries it.
+        let (offered, _) = ia_addr(&adv).expect("an address advertised");
+        let request = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, offered);
+        let once = relay(&request, 0, Some([2, 0, 0, 0, 0, 0x70]));
+        let r = s.handle(&relay(&once, 1, None), relay_addr, NOW).unwrap();
+        assert!(
+            matches!(&r.changes[..], [Change::Lease6(l)] if l.addr == offered && l.link == [2, 0, 0, 0, 0, 0x70]),
+            "{:?}",
+            r.changes
+        );
 
         let mut deep = IPXE_SOLICIT.to_vec();
         for hop in 0..=HOP_COUNT_LIMIT {
