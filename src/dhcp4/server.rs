@@ -303,9 +303,9 @@ impl Server {
 
     /// An offer is held in memory only, for [`OFFER_HOLD`] seconds: it grants nothing until
     /// the ACK, and the ACK's lease is what goes to disk before its reply (ISC dhcpd's
-    /// `ack_lease` too commits only for an ACK). So an OFFER leaves at once, without waiting for a commit. A restart forgets
-    /// open offers; the client's REQUEST for one is then NAKed and it starts over, and no
-    /// address is ever ACKed to two clients.
+    /// `ack_lease` too commits only for an ACK). So an OFFER leaves at once, without
+    /// waiting for a commit. A restart forgets open offers; the client's REQUEST for one is
+    /// then NAKed and it starts over, and no address is ever ACKed to two clients.
     fn discover(&mut self, x: &Exchange) -> Result<Reply, Reason> {
         let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let addr = self
