@@ -9,13 +9,15 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{Lab, SERVER_V4, SERVER_V6, cmd_in, exec_in, in_netns, wait_until};
 use prometheus_client::registry::Registry;
 use sixboot::tftp::{TftpConfig, TftpMetrics};
-use tokio::sync::watch;
+use sixboot::timeline::{Observed, Timeline};
+use tokio::sync::{mpsc, watch};
 
 const MIB: usize = 1 << 20;
 /// 100 MiB: 204 800 blocks at blksize 512 and 71 431 at 1468, so both roll over.
@@ -38,6 +40,9 @@ struct Served {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
     metrics: TftpMetrics,
+    /// The machine timeline the server reports to, and what it passed on.
+    timeline: Arc<Timeline>,
+    observed: Mutex<mpsc::Receiver<Observed>>,
 }
 
 impl Served {
@@ -52,6 +57,9 @@ impl Served {
         let (stop, rx) = watch::channel(false);
         let metrics = TftpMetrics::default();
         let m = metrics.clone();
+        let (tx, observed) = mpsc::channel(1024);
+        let timeline = Arc::new(Timeline::with_sink(tx, Default::default()));
+        let t = timeline.clone();
         let path = format!("/run/netns/{}", lab.ns);
         let thread = std::thread::spawn(move || {
             let ns = std::fs::File::open(&path)?;
@@ -59,18 +67,14 @@ impl Served {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            rt.block_on(sixboot::tftp::run(
-                cfg,
-                "br0".into(),
-                m,
-                Default::default(),
-                rx,
-            ))
+            rt.block_on(sixboot::tftp::run(cfg, "br0".into(), m, t, rx))
         });
         let served = Served {
             stop,
             thread: Some(thread),
             metrics,
+            timeline,
+            observed: Mutex::new(observed),
         };
         let listening = wait_until(Duration::from_secs(10), || {
             let out = exec_in(&lab.ns, &["ss", "-Hlun", "sport = :69"]);
@@ -87,6 +91,22 @@ impl Served {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &r).unwrap();
         out
+    }
+
+    /// The first `n` stages put on known machines' timelines, as "stage detail", waiting
+    /// for them at most 5 s (the server counts a transfer a moment before it reports it).
+    fn stages(&self, n: usize) -> Vec<String> {
+        let mut rx = self.observed.lock().unwrap();
+        let mut got = Vec::new();
+        wait_until(Duration::from_secs(5), || {
+            while let Ok(o) = rx.try_recv() {
+                if let Observed::Stage { event, .. } = o {
+                    got.push(format!("{} {}", event.stage, event.detail));
+                }
+            }
+            got.len() >= n
+        });
+        got
     }
 
     /// Waits (at most 5 s) until the counters contain every `needle`, and returns them.
@@ -378,6 +398,9 @@ fn edk2_tsize_probe_then_fetch_from_same_port() {
     let data = pattern(200_000, 5);
     b.file("snponly.efi", &data);
     let server: SocketAddr = format!("[{SERVER_V6}]:69").parse().unwrap();
+    // As if DHCPv6 had tied the client's address to its MAC: the transfers reach its timeline.
+    let mac = [0x52, 0x54, 0, 0xed, 0x4b, 0x02];
+    b.served.timeline.learn("fd00:1::10".parse().unwrap(), mac);
     let got = in_netns(&b.client, move || {
         let raw = Raw::new("[fd00:1::10]:0");
         let rrq = b"\x00\x01snponly.efi\x00octet\x00tsize\x000\x00blksize\x001448\x00";
@@ -393,6 +416,14 @@ fn edk2_tsize_probe_then_fetch_from_same_port() {
         "tftp_transfers_total{family=\"ipv6\",outcome=\"client_error\"} 1",
         "tftp_transfers_total{family=\"ipv6\",outcome=\"complete\"} 1",
     ]);
+    // The probe reads as the client's own abort, not as a failure, then the fetch as served.
+    assert_eq!(
+        b.served.stages(2),
+        [
+            "ended snponly.efi aborted by the client (error 8)",
+            "served snponly.efi 200000 bytes"
+        ]
+    );
 }
 
 /// A client that vanished after the OACK and restarts from the same port replaces its

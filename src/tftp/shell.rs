@@ -320,6 +320,13 @@ impl Transfer {
                 "served",
                 format!("{file} {} bytes", s.bytes_sent()),
             ),
+            // EDK2 aborts its tsize probe this way before every real fetch: say who ended it,
+            // so an operator does not read a failure into it.
+            session::Outcome::ClientError { code, .. } => shared.stage(
+                self.peer,
+                "ended",
+                format!("{file} aborted by the client (error {code})"),
+            ),
             _ => shared.stage(self.peer, "ended", format!("{file} {}", outcome.reason())),
         }
         info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.reason(),
