@@ -346,21 +346,21 @@ impl Server {
         let keep = offer
             && held
                 .is_some_and(|l| l.addr == addr && l.state == LeaseState::Bound && l.expires > now);
-        let mut change = None;
-        if !keep {
-            let hold = if offer { OFFER_HOLD } else { u64::from(lt) };
-            let set = self.leases.set(Lease6 {
-                addr,
-                duid: id.duid.clone(),
-                iaid: id.iaid,
-                link: id.link.clone(),
-                state,
-                expires: now + hold,
-            });
-            // An Advertise is held in memory only (it grants nothing until the Reply,
-            // whose lease is on disk first), so it leaves without waiting for a commit.
-            change = (!offer).then_some(set);
-        }
+        // An Advertise is held in memory only (it grants nothing until the Reply, whose
+        // lease is on disk first), so it leaves without waiting for a commit.
+        let change = (!keep)
+            .then(|| {
+                let hold = if offer { OFFER_HOLD } else { u64::from(lt) };
+                self.leases.set(Lease6 {
+                    addr,
+                    duid: id.duid.clone(),
+                    iaid: id.iaid,
+                    link: id.link.clone(),
+                    state,
+                    expires: now + hold,
+                })
+            })
+            .filter(|_| !offer);
         let at = w.ia_na(ia.iaid, lt / 2, lt / 5 * 4);
         w.iaaddr(addr, lt, lt);
         for other in ia.addresses().filter(|&a| a != addr) {
