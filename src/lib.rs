@@ -21,6 +21,7 @@ pub mod netif;
 pub mod policy;
 pub mod ra;
 pub mod serve;
+pub mod step;
 pub mod store;
 pub mod tftp;
 pub mod timeline;

@@ -12,6 +12,7 @@
 //! it, so no protocol's reply path ever waits on the records or their disk.
 
 use crate::mac::Mac;
+pub use crate::step::{Protocol, Stage};
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,12 +26,27 @@ use tracing::{debug, info};
 pub struct Event {
     pub mac: Option<[u8; 6]>,
     pub ip: Option<IpAddr>,
-    /// `dhcp4`, `tftp`, `ra`, `dhcp6`, `http`.
-    pub protocol: &'static str,
-    /// A stable name, such as `answered`, `refused`, `served`.
-    pub stage: &'static str,
-    /// What was given, or why not.
+    pub protocol: Protocol,
+    pub stage: Stage,
+    /// What was given, or why not, for people to read.
     pub detail: String,
+    /// The file a [`Stage::Served`] step sent, relative to the root it came from: the fact
+    /// the machine records act on (a burn-in starts when its image is fetched).
+    pub file: Option<String>,
+}
+
+impl Event {
+    /// A step of the machine behind `ip` (its MAC is looked up from what DHCP handed out).
+    pub fn at(ip: IpAddr, protocol: Protocol, stage: Stage, detail: String) -> Event {
+        Event {
+            mac: None,
+            ip: Some(ip),
+            protocol,
+            stage,
+            detail,
+            file: None,
+        }
+    }
 }
 
 /// What the timeline hands to the machine records, stamped when it happened.
@@ -76,7 +92,7 @@ struct Sink {
 #[derive(Default)]
 struct Inner {
     mac_of: HashMap<IpAddr, ([u8; 6], Instant)>,
-    last: HashMap<[u8; 6], (&'static str, &'static str, String, Instant)>,
+    last: HashMap<[u8; 6], (Protocol, Stage, String, Instant)>,
 }
 
 impl Timeline {
@@ -183,26 +199,24 @@ mod tests {
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 1, 2, 3];
 
-    fn ev(ip: &str, stage: &'static str, detail: &str) -> Event {
-        Event {
-            mac: None,
-            ip: Some(ip.parse().unwrap()),
-            protocol: "tftp",
-            stage,
-            detail: detail.into(),
-        }
+    fn ev(ip: &str, stage: Stage, detail: &str) -> Event {
+        Event::at(ip.parse().unwrap(), Protocol::Tftp, stage, detail.into())
     }
 
     #[test]
     fn addresses_resolve_to_the_mac_dhcp_gave_them_to() {
         let t = Timeline::default();
         assert_eq!(
-            t.record(ev("192.168.1.10", "served", "a")).unwrap().mac,
+            t.record(ev("192.168.1.10", Stage::Served, "a"))
+                .unwrap()
+                .mac,
             None
         );
         t.learn("192.168.1.10".parse().unwrap(), MAC);
         assert_eq!(
-            t.record(ev("192.168.1.10", "served", "b")).unwrap().mac,
+            t.record(ev("192.168.1.10", Stage::Served, "b"))
+                .unwrap()
+                .mac,
             Some(MAC)
         );
     }
@@ -211,10 +225,10 @@ mod tests {
     fn repeats_of_the_latest_stage_are_folded() {
         let t = Timeline::default();
         t.learn("192.168.1.10".parse().unwrap(), MAC);
-        assert!(t.record(ev("192.168.1.10", "served", "x")).is_some());
-        assert!(t.record(ev("192.168.1.10", "served", "x")).is_none());
-        assert!(t.record(ev("192.168.1.10", "served", "y")).is_some());
-        assert!(t.record(ev("192.168.1.10", "served", "x")).is_some());
+        assert!(t.record(ev("192.168.1.10", Stage::Served, "x")).is_some());
+        assert!(t.record(ev("192.168.1.10", Stage::Served, "x")).is_none());
+        assert!(t.record(ev("192.168.1.10", Stage::Served, "y")).is_some());
+        assert!(t.record(ev("192.168.1.10", Stage::Served, "x")).is_some());
     }
 
     #[test]
@@ -225,9 +239,9 @@ mod tests {
         let ip: IpAddr = "192.168.1.10".parse().unwrap();
         t.learn(ip, MAC);
         t.learn(ip, MAC);
-        t.record(ev("192.168.1.10", "served", "x"));
-        t.record(ev("192.168.1.10", "served", "x"));
-        t.record(ev("192.168.1.11", "served", "no mac"));
+        t.record(ev("192.168.1.10", Stage::Served, "x"));
+        t.record(ev("192.168.1.10", Stage::Served, "x"));
+        t.record(ev("192.168.1.11", Stage::Served, "no mac"));
         assert!(matches!(
             rx.try_recv(),
             Ok(Observed::Address { mac: MAC, .. })
@@ -238,9 +252,9 @@ mod tests {
         ));
         assert!(rx.try_recv().is_err());
         assert_eq!(dropped.get(), 0);
-        t.record(ev("192.168.1.10", "served", "y"));
-        t.record(ev("192.168.1.10", "served", "z"));
-        t.record(ev("192.168.1.10", "served", "w"));
+        t.record(ev("192.168.1.10", Stage::Served, "y"));
+        t.record(ev("192.168.1.10", Stage::Served, "z"));
+        t.record(ev("192.168.1.10", Stage::Served, "w"));
         assert_eq!(dropped.get(), 1);
     }
 }

@@ -207,9 +207,10 @@ fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAdd
     let stage = |stage, detail: String| Event {
         mac: out.mac,
         ip: None,
-        protocol: "dhcp4",
+        protocol: crate::step::Protocol::Dhcp4,
         stage,
         detail,
+        file: None,
     };
     match &out.result {
         Ok(r) if r.kind == MessageType::Ack => {
@@ -217,12 +218,12 @@ fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAdd
                 timeline.learn(r.yiaddr.into(), mac);
             }
             timeline.record(stage(
-                "answered",
+                crate::step::Stage::Answered,
                 format!("{} arch={arch} file={file}", r.yiaddr),
             ));
         }
         Err(Reason::Refused(why)) => {
-            timeline.record(stage("refused", why.as_str().to_string()));
+            timeline.record(stage(crate::step::Stage::Refused, why.as_str().to_string()));
         }
         _ => {}
     }

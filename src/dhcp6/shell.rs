@@ -198,13 +198,14 @@ async fn send(
     timeline.record(Event {
         mac: reply.mac,
         ip: Some((*from.ip()).into()),
-        protocol: "dhcp6",
-        stage: "answered",
+        protocol: crate::step::Protocol::Dhcp6,
+        stage: crate::step::Stage::Answered,
         detail: format!(
             "{} {client} {:?} {given}",
             reply.answered.as_str(),
             reply.addrs
         ),
+        file: None,
     });
     match &reply.boot {
         Ok(url) => {

@@ -11,6 +11,7 @@
 use super::routes::Peer;
 use super::{AppState, body};
 use crate::policy::HTTP_BOOT_PREFIX;
+use crate::timeline::Stage;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -146,13 +147,13 @@ pub(super) async fn serve(
     let file = match locate(&st.roots, path).await {
         Ok(Some(f)) => f,
         Ok(None) => {
-            st.stage(client, "missing", path.to_string());
+            st.stage(client, Stage::Missing, path.to_string());
             return StatusCode::NOT_FOUND.into_response();
         }
         Err(r) => {
             warn!(%client, path, reason = %r.as_str(), "path refused");
             crate::metrics::inc(&st.metrics.refused, "reason", r.as_str());
-            st.stage(client, "refused", format!("{} {path}", r.as_str()));
+            st.stage(client, Stage::Refused, format!("{} {path}", r.as_str()));
             return StatusCode::FORBIDDEN.into_response();
         }
     };
@@ -175,7 +176,7 @@ pub(super) async fn serve(
     let body = match (get, span(&parts)) {
         (true, Some((start, len))) => match tokio::fs::File::open(&file).await {
             Ok(f) => {
-                st.stage(client, "served", path);
+                st.served(client, path);
                 body::file_range(f.into_std().await, start, len)
             }
             // Gone since ServeFile looked: as if it had never been there.

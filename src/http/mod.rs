@@ -24,7 +24,7 @@ use crate::config::Http;
 use crate::machines::Machines;
 use crate::metrics::HttpMetrics;
 use crate::policy::Policy;
-use crate::timeline::Timeline;
+use crate::timeline::{Event, Protocol, Stage, Timeline};
 use prometheus_client::registry::Registry;
 use socket2::{Domain, Socket, Type};
 use std::io;
@@ -69,13 +69,21 @@ struct AppState {
 
 impl AppState {
     /// Puts one HTTP stage on the timeline of the machine behind `client`.
-    fn stage(&self, client: std::net::IpAddr, stage: &'static str, detail: String) {
-        self.timeline.record(crate::timeline::Event {
-            mac: None,
-            ip: Some(client),
-            protocol: "http",
-            stage,
-            detail,
+    fn stage(&self, client: std::net::IpAddr, stage: Stage, detail: String) {
+        self.timeline
+            .record(Event::at(client, Protocol::Http, stage, detail));
+    }
+
+    /// Puts a whole file sent to `client` on its machine's timeline: `path` as requested,
+    /// and, decoded, as the file the machine records act on.
+    fn served(&self, client: std::net::IpAddr, path: String) {
+        let file = percent_encoding::percent_decode_str(&path)
+            .decode_utf8_lossy()
+            .trim_start_matches('/')
+            .to_string();
+        self.timeline.record(Event {
+            file: Some(file),
+            ..Event::at(client, Protocol::Http, Stage::Served, path)
         });
     }
 }

@@ -10,6 +10,7 @@ use super::routes::{MACHINE, Peer};
 use super::templates::{self, Templates};
 use crate::mac::Mac;
 use crate::policy::{BURNIN_ITEM, IpxeBoot, IpxeDecision, Launch, Platform};
+use crate::timeline::Stage;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -262,7 +263,7 @@ pub(super) async fn machine(
     );
     st.stage(
         peer.remote.ip(),
-        "script",
+        Stage::Script,
         format!("{} on {}", why, platform.name()),
     );
     let mut res = script(templates::MACHINE, rendered);

@@ -22,6 +22,7 @@ pub use report::{Invalid, Report};
 
 use crate::mac::Mac;
 use crate::policy::Policy;
+use crate::step::{Protocol, Stage};
 use crate::store::{Change, MachineEvent, Snapshot, StoreError, Writer};
 use crate::timeline::Observed;
 use serde_json::Value;
@@ -213,14 +214,14 @@ impl Machines {
         mac: [u8; 6],
         m: &mut Machine,
         at: u64,
-        stage: &str,
+        stage: Stage,
         detail: String,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let e = MachineEvent {
             mac,
             at,
-            protocol: "api".into(),
-            stage: stage.into(),
+            protocol: Protocol::Api,
+            stage,
             detail,
         };
         log_step(&e);
@@ -271,24 +272,22 @@ impl Machines {
             Observed::Stage { mac, event, at } => {
                 let at = millis(at);
                 let m = self.entry(&mut g, mac, at);
-                let e = MachineEvent {
-                    mac,
-                    at,
-                    protocol: event.protocol.to_string(),
-                    stage: event.stage.to_string(),
-                    detail: event.detail,
-                };
-                // The path as requested (percent-encoded) names a file of the item.
-                let path = percent_encoding::percent_decode_str(&e.detail).decode_utf8_lossy();
-                if e.protocol == "http"
-                    && e.stage == "served"
-                    && self
-                        .burnin_files
-                        .iter()
-                        .any(|f| path.strip_prefix('/') == Some(f))
+                if event.protocol == Protocol::Http
+                    && event.stage == Stage::Served
+                    && event
+                        .file
+                        .as_ref()
+                        .is_some_and(|f| self.burnin_files.contains(f))
                 {
                     m.record.burnin_started = Some(at);
                 }
+                let e = MachineEvent {
+                    mac,
+                    at,
+                    protocol: event.protocol,
+                    stage: event.stage,
+                    detail: event.detail,
+                };
                 m.step(e.clone());
                 pending.events.push(e);
                 mac
@@ -379,7 +378,7 @@ impl Machines {
             let before = m.record.next.clone();
             m.record.next = Some(next.to_string());
             let detail = format!("{next} (was {})", before.as_deref().unwrap_or("unset"));
-            let durable = self.api_step(mac, m, at, "next", detail);
+            let durable = self.api_step(mac, m, at, Stage::Next, detail);
             (
                 durable,
                 m.detail(&Mac(&mac).to_string(), self.policy.host_boot(mac)),
@@ -412,7 +411,13 @@ impl Machines {
             m.record.report = Some(sent);
             m.record.report_at = Some(at);
             m.record.result = Some(label.clone());
-            self.api_step(mac, m, at, "report", format!("report received: {label}"))
+            self.api_step(
+                mac,
+                m,
+                at,
+                Stage::Report,
+                format!("report received: {label}"),
+            )
         };
         durable.await.map_err(Refused::Store)?;
         Ok(label)
@@ -503,9 +508,10 @@ mod tests {
             t.record(Event {
                 mac: Some(MAC),
                 ip: None,
-                protocol: "dhcp4",
-                stage: "answered",
+                protocol: Protocol::Dhcp4,
+                stage: Stage::Answered,
                 detail: "192.168.1.10 arch=bios".into(),
+                file: None,
             });
             let update = live.recv().await.unwrap();
             assert!(update.contains("\"mac\":\"52:54:00:12:34:56\""), "{update}");

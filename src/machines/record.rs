@@ -171,13 +171,14 @@ impl Machine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::step::Stage;
 
-    fn ev(at: u64, stage: &str) -> MachineEvent {
+    fn ev(at: u64, stage: Stage) -> MachineEvent {
         MachineEvent {
             mac: [0; 6],
             at,
-            protocol: "http".into(),
-            stage: stage.into(),
+            protocol: crate::step::Protocol::Http,
+            stage,
             detail: String::new(),
         }
     }
@@ -186,7 +187,7 @@ mod tests {
     fn steps_are_bounded_and_state_follows_burn_and_report() {
         let mut m = Machine::new(1);
         for i in 0..(MACHINE_EVENTS_KEPT as u64 + 3) {
-            m.step(ev(10 + i, "served"));
+            m.step(ev(10 + i, Stage::Served));
         }
         assert_eq!(m.steps.len(), MACHINE_EVENTS_KEPT);
         assert_eq!(m.steps[0].at, 13);

@@ -127,9 +127,10 @@ pub async fn run(
                         timeline.record(Event {
                             mac,
                             ip: (!from.is_unspecified()).then_some(from.into()),
-                            protocol: "ra",
-                            stage: "solicited",
+                            protocol: crate::step::Protocol::Ra,
+                            stage: crate::step::Stage::Solicited,
                             detail: "router advertisement scheduled".into(),
+                            file: None,
                         });
                     }
                     Ok(Handled::PeerAdvert) => {}

@@ -12,6 +12,7 @@ mod writer;
 pub use sqlite::{SqliteStore, read_machine};
 pub use writer::{Durable, Outbox, Writer};
 
+use crate::step::{Protocol, Stage};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Where a lease is in its life. Expiry is by time, not by state.
@@ -73,8 +74,8 @@ pub struct MachineEvent {
     pub mac: [u8; 6],
     /// Unix milliseconds.
     pub at: u64,
-    pub protocol: String,
-    pub stage: String,
+    pub protocol: Protocol,
+    pub stage: Stage,
     pub detail: String,
 }
 

@@ -5,6 +5,7 @@ use super::{
     Change, Lease4, Lease6, LeaseState, MACHINE_EVENTS_KEPT, MachineEvent, Snapshot, Store,
     StoreError,
 };
+use crate::step::{Protocol, Stage};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
@@ -146,7 +147,19 @@ impl Store for SqliteStore {
             ))
         })?;
         for row in rows {
-            let (m, at, protocol, stage, detail) = row?;
+            let (m, at, protocol, stage, detail): (_, _, String, String, _) = row?;
+            // A step this sixboot has no name for is history it cannot show: skipped, so
+            // it never keeps the server from starting.
+            let (Some(protocol), Some(stage)) =
+                (Protocol::from_name(&protocol), Stage::from_name(&stage))
+            else {
+                tracing::warn!(
+                    protocol,
+                    stage,
+                    "machine timeline step of an unknown kind; skipped"
+                );
+                continue;
+            };
             snap.machine_events.push(MachineEvent {
                 mac: mac(m)?,
                 at: at as u64,
@@ -205,8 +218,8 @@ impl Store for SqliteStore {
                         event.execute(params![
                             &e.mac[..],
                             e.at as i64,
-                            e.protocol,
-                            e.stage,
+                            e.protocol.as_str(),
+                            e.stage.as_str(),
                             e.detail
                         ])?;
                         grew.insert(e.mac);
@@ -284,8 +297,8 @@ mod tests {
             Change::MachineEvent(MachineEvent {
                 mac,
                 at: 1_800_000_000_000 + n as u64,
-                protocol: "http".into(),
-                stage: "served".into(),
+                protocol: Protocol::Http,
+                stage: Stage::Served,
                 detail: format!("step {n}"),
             })
         };

@@ -33,7 +33,7 @@ use super::paths;
 use super::server::{Decision, Refusal, Server, TransferId};
 use super::session::{self, Limits, Session, Transmit};
 use super::wire::{self, DATA_HEADER_LEN, ErrorCode, Mode, Options};
-use crate::timeline::{Event, Timeline};
+use crate::timeline::{Event, Stage, Timeline};
 
 /// The well-known TFTP port.
 pub const TFTP_PORT: u16 = 69;
@@ -131,14 +131,13 @@ struct Shared {
 
 impl Shared {
     /// Puts a TFTP step on the timeline of the machine behind `peer`.
-    fn stage(&self, peer: SocketAddr, stage: &'static str, detail: String) {
-        self.timeline.record(Event {
-            mac: None,
-            ip: Some(peer.ip()),
-            protocol: "tftp",
+    fn stage(&self, peer: SocketAddr, stage: Stage, detail: String) {
+        self.timeline.record(Event::at(
+            peer.ip(),
+            crate::step::Protocol::Tftp,
             stage,
             detail,
-        });
+        ));
     }
 }
 
@@ -199,7 +198,7 @@ fn admit(
 fn refuse(shared: &Shared, r: Refusal, peer: SocketAddr) {
     debug!(%peer, reason = r.reason(), "tftp: request refused");
     shared.metrics.error(r.reason());
-    shared.stage(peer, "refused", r.reason().to_string());
+    shared.stage(peer, Stage::Refused, r.reason().to_string());
 }
 
 /// One admitted read request.
@@ -317,17 +316,21 @@ impl Transfer {
         match outcome {
             session::Outcome::Complete => shared.stage(
                 self.peer,
-                "served",
+                Stage::Served,
                 format!("{file} {} bytes", s.bytes_sent()),
             ),
             // EDK2 aborts its tsize probe this way before every real fetch: say who ended it,
             // so an operator does not read a failure into it.
             session::Outcome::ClientError { code, .. } => shared.stage(
                 self.peer,
-                "ended",
+                Stage::Ended,
                 format!("{file} aborted by the client (error {code})"),
             ),
-            _ => shared.stage(self.peer, "ended", format!("{file} {}", outcome.reason())),
+            _ => shared.stage(
+                self.peer,
+                Stage::Ended,
+                format!("{file} {}", outcome.reason()),
+            ),
         }
         info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.reason(),
             detail = ?outcome, bytes = s.bytes_sent(), retransmits = s.retransmits(),
