@@ -7,8 +7,9 @@
 //! metrics and `explain` can show.
 
 use crate::config::{Boot, Config, Host, Menu, MenuItem};
+use std::borrow::Cow;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Client system architecture (DHCPv4 option 93, DHCPv6 option 61; RFC 4578, IANA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,14 +225,85 @@ impl fmt::Display for Refusal {
     }
 }
 
+/// Where a client fetches what it boots next. The policy decides it; DHCP writes it into
+/// its packets and `explain` shows it, each from these fields, never by taking a URL apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file in the TFTP root.
+    Tftp { file: String },
+    /// Over HTTP from the listener at `at`.
+    Http { at: SocketAddr, fetch: Fetch },
+}
+
+/// What an HTTP [`Target`] fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    /// A boot file of the TFTP root under [`HTTP_BOOT_PREFIX`]: UEFI HTTP boot, which
+    /// needs vendor class `HTTPClient` echoed.
+    BootFile(String),
+    /// iPXE's entry script at [`IPXE_SCRIPT_PATH`].
+    IpxeScript,
+}
+
+impl Target {
+    /// Whether the reply must echo vendor class `HTTPClient` (UEFI HTTP boot requires it).
+    pub fn echoes_http_client(&self) -> bool {
+        matches!(
+            self,
+            Target::Http {
+                fetch: Fetch::BootFile(_),
+                ..
+            }
+        )
+    }
+
+    /// The URL of this target, `tftp_server` serving TFTP files. An unspecified address
+    /// (a listener on `[::]`, or `explain`, which runs off the network) is written as
+    /// `unspecified`, when given.
+    pub fn url(&self, tftp_server: IpAddr, unspecified: Option<&str>) -> String {
+        match self {
+            Target::Tftp { file } => format!("tftp://{}/{file}", host(tftp_server, unspecified)),
+            Target::Http { at, fetch } => {
+                let port = if at.port() == 80 {
+                    String::new()
+                } else {
+                    format!(":{}", at.port())
+                };
+                let path = match fetch {
+                    Fetch::BootFile(f) => format!("{HTTP_BOOT_PREFIX}{f}"),
+                    Fetch::IpxeScript => IPXE_SCRIPT_PATH.to_string(),
+                };
+                format!("http://{}{port}{path}", host(at.ip(), unspecified))
+            }
+        }
+    }
+
+    /// DHCPv4's `file` field: a name in the TFTP root (siaddr says where), else the URL.
+    pub fn file_field(&self, unspecified: Option<&str>) -> Cow<'_, str> {
+        match self {
+            Target::Tftp { file } => Cow::Borrowed(file),
+            Target::Http { .. } => Cow::Owned(self.url(Ipv4Addr::UNSPECIFIED.into(), unspecified)),
+        }
+    }
+}
+
+/// `ip` as a URL's host (bracketed for IPv6), or `unspecified` in its place.
+fn host(ip: IpAddr, unspecified: Option<&str>) -> String {
+    let shown = match unspecified {
+        Some(name) if ip.is_unspecified() => name.to_string(),
+        _ => ip.to_string(),
+    };
+    match ip {
+        IpAddr::V4(_) => shown,
+        IpAddr::V6(_) => format!("[{shown}]"),
+    }
+}
+
 /// What firmware gets from DHCPv4.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot4 {
     pub arch: Arch,
-    /// The `file` field: a name in the TFTP root, or a URL for HTTP boot.
-    pub file: String,
-    /// Echo vendor class `HTTPClient` (UEFI HTTP boot requires it).
-    pub http_client: bool,
+    pub target: Target,
 }
 
 /// HTTP path under which the TFTP root's boot files are also served, for UEFI HTTP boot.
@@ -248,10 +320,28 @@ pub const PXE_ENTERPRISE: u32 = 343;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot6 {
     pub client: Client,
+    /// What option 59 points at, or why there is none.
+    pub target: Result<Target, NoBootUrl>,
+    /// This server's address on the client's link: where TFTP targets are fetched from.
+    pub server: Ipv6Addr,
+}
+
+impl Boot6 {
     /// Option 59, or why there is none.
-    pub url: Result<String, NoBootUrl>,
-    /// Echo vendor class `HTTPClient` in option 16 (UEFI HTTP boot requires it).
-    pub http_client: bool,
+    pub fn url(&self) -> Result<String, NoBootUrl> {
+        self.url_showing(None)
+    }
+
+    /// Option 59 with an unspecified server address written as `unspecified` (`explain`).
+    pub fn url_showing(&self, unspecified: Option<&str>) -> Result<String, NoBootUrl> {
+        let t = self.target.as_ref().map_err(|e| *e)?;
+        Ok(t.url(self.server.into(), unspecified))
+    }
+
+    /// Whether option 16 must echo `HTTPClient` (UEFI HTTP boot requires it).
+    pub fn echoes_http_client(&self) -> bool {
+        self.target.as_ref().is_ok_and(Target::echoes_http_client)
+    }
 }
 
 /// Why a DHCPv6 client gets an address but no boot URL.
@@ -524,37 +614,45 @@ impl Policy {
         }
     }
 
+    /// The `[http]` listener for URLs handed to a client that reached us on `server`:
+    /// the first of its address family, with `server` standing in for an unspecified
+    /// listen address. The one place a boot URL's host and port are chosen.
+    fn http_at(&self, server: IpAddr) -> Result<SocketAddr, NoListener> {
+        let listen = self.http_listen.as_ref().ok_or(NoListener::NoHttp)?;
+        let l = listen
+            .iter()
+            .find(|a| a.is_ipv4() == server.is_ipv4())
+            .ok_or(NoListener::NotInFamily)?;
+        let host = if l.ip().is_unspecified() {
+            server
+        } else {
+            l.ip()
+        };
+        Ok(SocketAddr::new(host, l.port()))
+    }
+
     /// DHCPv4: firmware only, a file by arch. `server` is the address the client reached
     /// us on, used when an HTTP listener is the unspecified address.
-    pub fn dhcp4(&self, h: &Hints, server: std::net::Ipv4Addr) -> Result<Boot4, Refusal> {
+    pub fn dhcp4(&self, h: &Hints, server: Ipv4Addr) -> Result<Boot4, Refusal> {
         let (method, arch) = match classify(h) {
             Client::Ipxe => return Err(Refusal::Ipxe),
             Client::Os => return Err(Refusal::NotFirmware),
             Client::Firmware { method, arch } => (method, arch),
         };
         let file = self.boot_file(arch).ok_or(Refusal::NoBootFile(arch))?;
-        if method == Method::Pxe && !arch.is_http() {
-            return Ok(Boot4 {
-                arch,
-                file: file.to_string(),
-                http_client: false,
-            });
-        }
-        let listen = self.http_listen.as_ref().ok_or(Refusal::HttpBootDisabled)?;
-        let l = listen
-            .iter()
-            .find(|a| a.is_ipv4())
-            .ok_or(Refusal::NoHttpV4Listener)?;
-        let host = if l.ip().is_unspecified() {
-            IpAddr::V4(server)
+        let target = if method == Method::Pxe && !arch.is_http() {
+            Target::Tftp { file: file.into() }
         } else {
-            l.ip()
+            let at = self.http_at(server.into()).map_err(|e| match e {
+                NoListener::NoHttp => Refusal::HttpBootDisabled,
+                NoListener::NotInFamily => Refusal::NoHttpV4Listener,
+            })?;
+            Target::Http {
+                at,
+                fetch: Fetch::BootFile(file.into()),
+            }
         };
-        Ok(Boot4 {
-            arch,
-            file: http_url(SocketAddr::new(host, l.port()), file),
-            http_client: true,
-        })
+        Ok(Boot4 { arch, target })
     }
 
     /// DHCPv6: option 59 by client class. iPXE is served here (unlike on v4): its script
@@ -562,54 +660,38 @@ impl Policy {
     /// URLs and when the HTTP listener is the unspecified address.
     pub fn dhcp6(&self, h: &Hints, server: Ipv6Addr) -> Boot6 {
         let client = classify(h);
-        let http = |path: &str| -> Result<String, NoBootUrl> {
-            let listen = self.http_listen.as_ref().ok_or(NoBootUrl::NoHttp)?;
-            let l = listen
-                .iter()
-                .find(|a| a.is_ipv6())
-                .ok_or(NoBootUrl::NoHttpV6Listener)?;
-            let host = if l.ip().is_unspecified() {
-                IpAddr::V6(server)
-            } else {
-                l.ip()
-            };
-            Ok(http_path_url(SocketAddr::new(host, l.port()), path))
+        let http = |fetch: Fetch| -> Result<Target, NoBootUrl> {
+            let at = self.http_at(server.into()).map_err(|e| match e {
+                NoListener::NoHttp => NoBootUrl::NoHttp,
+                NoListener::NotInFamily => NoBootUrl::NoHttpV6Listener,
+            })?;
+            Ok(Target::Http { at, fetch })
         };
-        let (url, http_client) = match client {
-            Client::Ipxe => (http(IPXE_SCRIPT_PATH), false),
-            Client::Os => (Err(NoBootUrl::Os), false),
+        let target = match client {
+            Client::Ipxe => http(Fetch::IpxeScript),
+            Client::Os => Err(NoBootUrl::Os),
             Client::Firmware { method, arch } => match self.boot_file(arch) {
-                None => (Err(NoBootUrl::NoBootFile(arch)), false),
+                None => Err(NoBootUrl::NoBootFile(arch)),
                 Some(f) if method == Method::Http || arch.is_http() => {
-                    (http(&format!("{HTTP_BOOT_PREFIX}{f}")), true)
+                    http(Fetch::BootFile(f.into()))
                 }
-                Some(f) => (Ok(format!("tftp://[{server}]/{f}")), false),
+                Some(f) => Ok(Target::Tftp { file: f.into() }),
             },
         };
         Boot6 {
             client,
-            url,
-            http_client,
+            target,
+            server,
         }
     }
 }
 
-/// The URL of a boot file under [`HTTP_BOOT_PREFIX`] on `at`.
-pub fn http_url(at: SocketAddr, file: &str) -> String {
-    http_path_url(at, &format!("{HTTP_BOOT_PREFIX}{file}"))
-}
-
-/// `http://` + host (bracketed for IPv6) + port (omitted when 80) + `path`.
-fn http_path_url(at: SocketAddr, path: &str) -> String {
-    let port = if at.port() == 80 {
-        String::new()
-    } else {
-        format!(":{}", at.port())
-    };
-    match at.ip() {
-        IpAddr::V4(a) => format!("http://{a}{port}{path}"),
-        IpAddr::V6(a) => format!("http://[{a}]{port}{path}"),
-    }
+/// Why [`Policy::http_at`] has no listener to offer.
+enum NoListener {
+    /// There is no `[http]` table.
+    NoHttp,
+    /// `[http] listen` has no address of the client's family.
+    NotInFamily,
 }
 
 /// Builds a policy without a whole config, for other modules' unit tests.
@@ -664,7 +746,10 @@ mod tests {
                 SERVER,
             )
             .unwrap();
-        assert_eq!((b.file.as_str(), b.http_client), ("undionly.kpxe", false));
+        assert_eq!(
+            (b.target.file_field(None), b.target.echoes_http_client()),
+            ("undionly.kpxe".into(), false)
+        );
         for code in [7, 9] {
             let b = p
                 .dhcp4(
@@ -672,7 +757,7 @@ mod tests {
                     SERVER,
                 )
                 .unwrap();
-            assert_eq!(b.file, "snponly.efi");
+            assert_eq!(b.target.file_field(None), "snponly.efi");
         }
         // Arch from the vendor string when option 93 is missing.
         let b = p
@@ -741,23 +826,23 @@ mod tests {
         );
         let b = p.dhcp6(&ipxe, SERVER6);
         assert_eq!(b.client, Client::Ipxe);
-        assert_eq!(b.url.as_deref(), Ok("http://[fd00:1::1]:8080/boot.ipxe"));
-        assert!(!b.http_client);
+        assert_eq!(b.url().as_deref(), Ok("http://[fd00:1::1]:8080/boot.ipxe"));
+        assert!(!b.echoes_http_client());
         let pxe = hints(b"PXEClient:Arch:00007:UNDI:003016", None, Some(7));
         let b = p.dhcp6(&pxe, SERVER6);
-        assert_eq!(b.url.as_deref(), Ok("tftp://[fd00:1::1]/snponly.efi"));
+        assert_eq!(b.url().as_deref(), Ok("tftp://[fd00:1::1]/snponly.efi"));
         let http = hints(b"HTTPClient:Arch:00016:UNDI:003000", None, Some(16));
         let b = p.dhcp6(&http, SERVER6);
         assert_eq!(
-            b.url.as_deref(),
+            b.url().as_deref(),
             Ok("http://[fd00:1::1]:8080/boot/snponly.efi")
         );
-        assert!(b.http_client);
+        assert!(b.echoes_http_client());
         let b = p.dhcp6(&Hints::default(), SERVER6);
-        assert_eq!((b.client, b.url), (Client::Os, Err(NoBootUrl::Os)));
+        assert_eq!((b.client, b.url()), (Client::Os, Err(NoBootUrl::Os)));
         let arm = hints(b"PXEClient:Arch:00011:UNDI:003000", None, None);
         assert_eq!(
-            p.dhcp6(&arm, SERVER6).url,
+            p.dhcp6(&arm, SERVER6).url(),
             Err(NoBootUrl::NoBootFile(Arch::UefiArm64))
         );
     }
@@ -766,15 +851,18 @@ mod tests {
     fn dhcp6_http_urls_need_a_v6_listener() {
         let ipxe = hints(b"", Some(b"iPXE"), None);
         assert_eq!(
-            policy(None).dhcp6(&ipxe, SERVER6).url,
+            policy(None).dhcp6(&ipxe, SERVER6).url(),
             Err(NoBootUrl::NoHttp)
         );
         assert_eq!(
-            policy(Some("0.0.0.0:8080")).dhcp6(&ipxe, SERVER6).url,
+            policy(Some("0.0.0.0:8080")).dhcp6(&ipxe, SERVER6).url(),
             Err(NoBootUrl::NoHttpV6Listener)
         );
         assert_eq!(
-            policy(Some("[::]:80")).dhcp6(&ipxe, SERVER6).url.as_deref(),
+            policy(Some("[::]:80"))
+                .dhcp6(&ipxe, SERVER6)
+                .url()
+                .as_deref(),
             Ok("http://[fd00:1::1]/boot.ipxe")
         );
     }
@@ -791,8 +879,19 @@ mod tests {
             Err(Refusal::NoHttpV4Listener)
         );
         let b = policy(Some("0.0.0.0:8080")).dhcp4(&h, SERVER).unwrap();
-        assert_eq!(b.file, "http://192.168.1.1:8080/boot/snponly.efi");
-        assert!(b.http_client);
+        assert_eq!(
+            b.target.file_field(None),
+            "http://192.168.1.1:8080/boot/snponly.efi"
+        );
+        assert!(b.target.echoes_http_client());
+        // explain shows an unspecified listener by the interface's name.
+        let b = policy(Some("0.0.0.0:80"))
+            .dhcp4(&h, Ipv4Addr::UNSPECIFIED)
+            .unwrap();
+        assert_eq!(
+            b.target.file_field(Some("br0's address")),
+            "http://br0's address/boot/snponly.efi"
+        );
     }
 
     fn menu_policy(default: Option<&str>, hosts: Vec<Host>) -> Policy {

@@ -380,12 +380,13 @@ impl Server {
     ) -> Reply {
         let next_server = self.cfg.next_server.unwrap_or(local);
         let secs = self.lease_secs(p);
+        let file = b.target.file_field(None);
         let mut packet = Vec::with_capacity(400);
         let mut w = ReplyWriter::new(&mut packet, p, kind);
         w.yiaddr(addr)
             .siaddr(next_server)
             .ciaddr(p.ciaddr)
-            .file(b.file.as_bytes());
+            .file(file.as_bytes());
         w.option_addr(opt::SERVER_ID, local)
             .option_u32(opt::LEASE_TIME, secs)
             .option_u32(opt::RENEWAL_TIME, secs / 2)
@@ -402,9 +403,9 @@ impl Server {
             w.option(opt::TFTP_SERVER_NAME, next_server.to_string().as_bytes());
         }
         if p.requests(opt::BOOTFILE_NAME) {
-            w.option(opt::BOOTFILE_NAME, b.file.as_bytes());
+            w.option(opt::BOOTFILE_NAME, file.as_bytes());
         }
-        if b.http_client {
+        if b.target.echoes_http_client() {
             w.option(opt::VENDOR_CLASS, crate::policy::HTTP_CLIENT);
         }
         w.finish();
@@ -668,7 +669,12 @@ mod tests {
             (offer.kind, offer.yiaddr, offer.dest),
             (MessageType::Offer, wanted, Destination::Broadcast)
         );
-        assert_eq!(o.boot.as_ref().unwrap().file, "snponly.efi");
+        assert_eq!(
+            o.boot.as_ref().unwrap().target,
+            crate::policy::Target::Tftp {
+                file: "snponly.efi".into()
+            }
+        );
         let o = s.handle(NOW, LOCAL, OVMF_REQUEST);
         let ack = reply(&o);
         assert_eq!((ack.kind, ack.yiaddr), (MessageType::Ack, wanted));

@@ -202,7 +202,7 @@ fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAdd
     let file = out
         .boot
         .as_ref()
-        .map(|b| b.file.as_str())
+        .map(|b| b.target.file_field(None))
         .unwrap_or_default();
     let stage = |stage, detail: String| Event {
         mac: out.mac,

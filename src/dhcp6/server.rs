@@ -269,10 +269,10 @@ impl Server {
                 let dns: Vec<u8> = self.cfg.dns.iter().flat_map(|a| a.octets()).collect();
                 w.option(opt::DNS_SERVERS, &dns);
             }
-            if let Ok(url) = &boot.url {
+            if let Ok(url) = &boot.url() {
                 w.option(opt::BOOTFILE_URL, url.as_bytes());
             }
-            if boot.http_client {
+            if boot.echoes_http_client() {
                 w.vendor_class(policy::PXE_ENTERPRISE, policy::HTTP_CLIENT);
             }
         }
@@ -289,7 +289,7 @@ impl Server {
             client: boot.client,
             mac: link.try_into().ok(),
             addrs,
-            boot: boot.url,
+            boot: boot.url(),
         })
     }
 

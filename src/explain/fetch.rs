@@ -2,31 +2,22 @@
 //! over HTTP (iPXE's script, UEFI HTTP boot's EFI file). Every answer is the policy's;
 //! this only reads it out, with the refusal reasons logs and metrics use.
 
-use super::{Sample, at_interface};
+use super::{Sample, unspecified};
 use crate::config::Config;
 use crate::mac::Mac;
-use crate::policy::{BURNIN_ITEM, Client, IpxeBoot, Launch, Method, Platform, Policy, classify};
+use crate::policy::{
+    BURNIN_ITEM, Boot4, Client, Fetch, IpxeBoot, Launch, Method, NoBootUrl, Platform, Policy,
+    Refusal, Target, classify,
+};
 use crate::tftp::paths;
 use std::fmt::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 /// The TFTP stage: the first-stage file PXE firmware was told to fetch, over which IP
-/// versions, and whether the TFTP server would find it.
+/// versions, and whether the TFTP server would find it. Read off the DHCP targets the
+/// policy decides, so "over TFTP or not" is the policy's answer, not decided again here.
 pub(super) fn tftp(cfg: &Config, policy: &Policy, s: &Sample) -> String {
-    match classify(&s.hints) {
-        Client::Firmware {
-            method: Method::Pxe,
-            ..
-        } => {}
-        Client::Firmware {
-            method: Method::Http,
-            ..
-        } => return "not used: UEFI HTTP boot fetches its first stage over HTTP".into(),
-        Client::Ipxe => return "not used: iPXE fetches its script over HTTP".into(),
-        Client::Os => return "not used: not boot firmware".into(),
-    }
-    // The file names DHCP hands out are the ones TFTP will be asked for.
     let v4 = cfg
         .dhcp4
         .as_ref()
@@ -34,34 +25,28 @@ pub(super) fn tftp(cfg: &Config, policy: &Policy, s: &Sample) -> String {
     let v6 = cfg
         .ipv6
         .as_ref()
-        .filter(|_| s.pxe6)
-        .map(|_| policy.dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED).url);
-    let tftp6 = format!("tftp://[{}]/", Ipv6Addr::UNSPECIFIED);
-    let mut over: Vec<(&str, String)> = Vec::new();
-    if let Some(Ok(b)) = &v4
-        && !b.http_client
+        .map(|_| policy.dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED).target);
+    let mut over: Vec<(&str, &str)> = Vec::new();
+    if let Some(Ok(Boot4 {
+        target: Target::Tftp { file },
+        ..
+    })) = &v4
     {
-        over.push(("IPv4", b.file.clone()));
+        over.push(("IPv4", file));
     }
-    if let Some(Ok(url)) = &v6
-        && let Some(f) = url.strip_prefix(&tftp6)
+    // Legacy BIOS PXE ROMs speak only IPv4; UEFI PXE also fetches over IPv6.
+    if let Some(Ok(Target::Tftp { file })) = &v6
+        && s.pxe6
     {
-        over.push(("IPv6", f.to_string()));
+        over.push(("IPv6", file));
     }
     if over.is_empty() {
-        return match (v4, v6) {
-            (Some(Err(r)), _) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
-            (_, Some(Err(r))) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
-            _ if s.pxe6 => "not reached: no [dhcp4] or [ipv6] table gives it a file name".into(),
-            _ => "not reached: no [dhcp4] table gives it a file name (legacy BIOS PXE \
-                  speaks only IPv4)"
-                .into(),
-        };
+        return not_over_tftp(v4, v6, s.pxe6);
     }
     let Some(t) = &cfg.tftp else {
         return "off: no [tftp] table, so nothing answers the request".into();
     };
-    let mut files: Vec<&str> = over.iter().map(|(_, f)| f.as_str()).collect();
+    let mut files: Vec<&str> = over.iter().map(|(_, f)| *f).collect();
     files.dedup();
     let lines: Vec<String> = files
         .iter()
@@ -80,6 +65,45 @@ pub(super) fn tftp(cfg: &Config, policy: &Policy, s: &Sample) -> String {
         })
         .collect();
     lines.join("; ")
+}
+
+/// Why a client fetches nothing over TFTP, from the targets and refusals DHCP gives it.
+fn not_over_tftp(
+    v4: Option<Result<Boot4, Refusal>>,
+    v6: Option<Result<Target, NoBootUrl>>,
+    pxe6: bool,
+) -> String {
+    let v4_target = v4.as_ref().and_then(|r| r.as_ref().ok()).map(|b| &b.target);
+    let v6_target = v6.as_ref().and_then(|r| r.as_ref().ok());
+    for t in [v4_target, v6_target].into_iter().flatten() {
+        match t {
+            Target::Http {
+                fetch: Fetch::IpxeScript,
+                ..
+            } => return "not used: iPXE fetches its script over HTTP".into(),
+            Target::Http {
+                fetch: Fetch::BootFile(_),
+                ..
+            } => return "not used: UEFI HTTP boot fetches its first stage over HTTP".into(),
+            Target::Tftp { .. } => {}
+        }
+    }
+    match (v4, v6) {
+        (Some(Err(Refusal::Ipxe)), _) => "not used: iPXE fetches its script over HTTP".into(),
+        // Refused for want of an HTTP listener: it would fetch over HTTP, not TFTP.
+        (Some(Err(Refusal::HttpBootDisabled | Refusal::NoHttpV4Listener)), _) => {
+            "not used: UEFI HTTP boot fetches its first stage over HTTP".into()
+        }
+        (Some(Err(Refusal::NotFirmware)), _) | (_, Some(Err(NoBootUrl::Os))) => {
+            "not used: not boot firmware".into()
+        }
+        (Some(Err(r)), _) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
+        (_, Some(Err(r))) => format!("nothing to fetch (reason {}): {r}", r.as_str()),
+        _ if pxe6 => "not reached: no [dhcp4] or [ipv6] table gives it a file name".into(),
+        _ => "not reached: no [dhcp4] table gives it a file name (legacy BIOS PXE speaks only \
+              IPv4)"
+            .into(),
+    }
 }
 
 /// Whether the TFTP server (and `/boot/` over HTTP, from the same root) would serve
@@ -115,25 +139,38 @@ pub(super) fn http(cfg: &Config, policy: &Policy, s: &Sample, mac: Option<[u8; 6
 /// UEFI HTTP boot: the EFI file URL it got from DHCP, and whether the file is there.
 fn http_boot(cfg: &Config, policy: &Policy, s: &Sample, arch: crate::policy::Arch) -> Vec<String> {
     let mut out = Vec::new();
+    let shown = unspecified(cfg);
+    let mut gets = false;
     if let Some(d) = &cfg.dhcp4 {
         out.push(
             match policy.dhcp4(&s.hints, d.next_server.unwrap_or(Ipv4Addr::UNSPECIFIED)) {
-                Ok(b) => format!("IPv4: GET {}", at_interface(cfg, &b.file)),
+                Ok(b) => {
+                    gets = true;
+                    format!("IPv4: GET {}", b.target.file_field(Some(&shown)))
+                }
                 Err(r) => format!("IPv4: no URL (reason {}): {r}", r.as_str()),
             },
         );
     }
     if cfg.ipv6.is_some() {
-        out.push(match policy.dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED).url {
-            Ok(url) => format!("IPv6: GET {}", at_interface(cfg, &url)),
-            Err(r) => format!("IPv6: no URL (reason {}): {r}", r.as_str()),
-        });
+        out.push(
+            match policy
+                .dhcp6(&s.hints, Ipv6Addr::UNSPECIFIED)
+                .url_showing(Some(&shown))
+            {
+                Ok(url) => {
+                    gets = true;
+                    format!("IPv6: GET {url}")
+                }
+                Err(r) => format!("IPv6: no URL (reason {}): {r}", r.as_str()),
+            },
+        );
     }
     if out.is_empty() {
         out.push("not reached: no [dhcp4] or [ipv6] table gives it a URL".into());
     }
     if let (Some(file), Some(t)) = (policy.boot_file(arch), &cfg.tftp)
-        && out.iter().any(|l| l.contains(": GET "))
+        && gets
     {
         out.push(format!(
             "\"{file}\" from [tftp] root {} (served under /boot/): {}",
@@ -151,12 +188,13 @@ fn ipxe(cfg: &Config, policy: &Policy, platform: Platform, mac: Option<[u8; 6]>)
         user_class: Some(b"iPXE"),
         ..Default::default()
     };
-    let url = match (&cfg.ipv6, policy.dhcp6(&hints, Ipv6Addr::UNSPECIFIED).url) {
+    let boot = policy.dhcp6(&hints, Ipv6Addr::UNSPECIFIED);
+    let url = match (&cfg.ipv6, boot.url_showing(Some(&unspecified(cfg)))) {
         (None, _) => {
             return vec!["not reached: no [ipv6] table, so iPXE gets no script URL".into()];
         }
         (_, Err(r)) => return vec![format!("not reached (reason {}): {r}", r.as_str())],
-        (_, Ok(url)) => at_interface(cfg, &url),
+        (_, Ok(url)) => url,
     };
     let mut out = vec![format!(
         "GET {url}: chains to /ipxe?mac=${{mac:hexhyp}}&platform={}&… (the machine's own script)",

@@ -161,11 +161,10 @@ pub fn explain(cfg: &Config, s: &Sample, mac: Option<[u8; 6]>) -> String {
     out
 }
 
-/// A URL as the client gets it, with the unspecified address a listener or DHCPv6 stands
-/// for (the interface's own, known only when serving) named.
-fn at_interface(cfg: &Config, url: &str) -> String {
-    url.replace("[::]", &format!("[{}'s address]", cfg.interface))
-        .replace("0.0.0.0", &format!("{}'s address", cfg.interface))
+/// How `explain` names the unspecified address in a URL: the interface's own address,
+/// which a listener on `[::]` or `0.0.0.0` and DHCPv6 stand for, known only when serving.
+fn unspecified(cfg: &Config) -> String {
+    format!("{}'s address", cfg.interface)
 }
 
 /// The router advertisement every client on the link sees (the same for all kinds).
@@ -210,11 +209,10 @@ fn dhcp6(cfg: &Config, policy: &Policy, h: &Hints) -> String {
     };
     // The server's own address is only known on the running interface.
     let b = policy.dhcp6(h, Ipv6Addr::UNSPECIFIED);
-    let boot = match b.url {
+    let boot = match b.url_showing(Some(&unspecified(cfg))) {
         Ok(url) => format!(
-            "boot URL (option 59) \"{}\"{}",
-            at_interface(cfg, &url),
-            if b.http_client {
+            "boot URL (option 59) \"{url}\"{}",
+            if b.echoes_http_client() {
                 ", vendor class HTTPClient echoed"
             } else {
                 ""
@@ -247,8 +245,8 @@ fn dhcp4(cfg: &Config, policy: &Policy, h: &Hints) -> String {
             d.pool.0,
             d.pool.1,
             d.subnet.prefix_len(),
-            at_interface(cfg, &b.file),
-            if b.http_client {
+            b.target.file_field(Some(&unspecified(cfg))),
+            if b.target.echoes_http_client() {
                 ", vendor class HTTPClient echoed"
             } else {
                 ""
