@@ -181,16 +181,20 @@ fn token() -> String {
     format!("{:032x}", nanos ^ (u128::from(std::process::id()) << 64))
 }
 
-fn assets_built() -> bool {
-    Path::new(KERNEL).is_file() && Path::new(INITRD).is_file()
+/// The image `make assets` builds. Missing, the test fails rather than passing without
+/// having booted anything: `make test` builds it first, so a missing image is a broken build.
+fn assert_assets_built() {
+    for f in [KERNEL, INITRD] {
+        assert!(
+            Path::new(f).is_file(),
+            "{f} is missing: run `make assets` (`make test` does) to build the burn-in image"
+        );
+    }
 }
 
 #[test]
 fn burnin_image_burns_reports_over_ipv6_and_powers_off() {
-    if !assets_built() {
-        eprintln!("SKIPPED: {KERNEL} and {INITRD} are missing; run `make assets` (make test does)");
-        return;
-    }
+    assert_assets_built();
     let mut lab = Lab::new("burnin");
     lab.tap("tapb");
     start_sixboot(&mut lab);
