@@ -45,7 +45,7 @@ bench: assets
 	bench/boot
 	bench/summary
 
-# Every fuzz target for FUZZ_SECONDS each (default 60); see RELIABILITY.md.
+# Every fuzz target for FUZZ_SECONDS each (default 60), or FUZZ_RUNS executions; see RELIABILITY.md.
 fuzz:
 	scripts/deps.sh fuzz
 	scripts/fuzz.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs sixboot's libFuzzer targets (fuzz/fuzz_targets/) one after another, each for
 # FUZZ_SECONDS (default 60) with at most FUZZ_RSS_MB (default 1024) of memory, and prints
-# per target: seconds, total execs, execs/s, corpus size and crashes.
+# per target: seconds, total execs, execs/s, corpus size and crashes. With FUZZ_RUNS set,
+# each target stops after that many executions instead, FUZZ_SECONDS still bounding it.
 #
 # Usage: scripts/fuzz.sh [TARGET...]   (default: every target)
 #
@@ -16,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-60}
+runs=${FUZZ_RUNS:-}
 rss_mb=${FUZZ_RSS_MB:-1024}
 all=(dhcp4 dhcp6 ra tftp config http_path)
 targets=("${@:-${all[@]}}")
@@ -39,7 +41,7 @@ for t in "${targets[@]}"; do
   echo "fuzz: $t for ${seconds}s" >&2
   # -timeout: an input that takes 10 s is a hang; -print_final_stats: the figures below.
   rc=0
-  cargo fuzz run "$t" "fuzz/corpus/$t" -- \
+  cargo fuzz run "$t" "fuzz/corpus/$t" -- ${runs:+-runs="$runs"} \
     -max_total_time="$seconds" -rss_limit_mb="$rss_mb" \
     -timeout=10 -print_final_stats=1 >"$logs/$t.log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logs/$t.log" | tail -1)
@@ -47,6 +49,10 @@ for t in "${targets[@]}"; do
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$logs/$t.log" | tail -1)
   corpus=$(find "fuzz/corpus/$t" -type f | wc -l)
   crashes=$(( $(find "fuzz/artifacts/$t" -type f | wc -l) - before ))
+  if [ -n "$runs" ] && [ "${execs:-0}" -lt "$runs" ]; then
+    echo "fuzz: $t ran ${execs:-0} of $runs executions in ${seconds}s" >&2
+    failed+=("$t")
+  fi
   if [ "$rc" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     failed+=("$t")
     tail -40 "$logs/$t.log" >&2
