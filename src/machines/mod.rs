@@ -456,13 +456,10 @@ fn new_token() -> Result<String, StoreError> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
-/// Compares tokens in time that does not depend on where they differ.
+/// Compares tokens in time that does not depend on where they differ (only on their
+/// lengths, which are no secret).
 pub fn tokens_match(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 #[cfg(test)]
