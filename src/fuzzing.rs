@@ -15,9 +15,11 @@ impl HttpRoots {
 }
 
 /// What the fallback route makes of a request path (as `Uri::path` gives it, still
-/// percent-encoded): the file to serve, `Ok(None)` for a 404, or the refusal (403) label.
+/// percent-encoded): the (canonical) file to serve, `Ok(None)` for a 404, or the refusal
+/// (403) label.
 pub async fn http_file(roots: &HttpRoots, path: &str) -> Result<Option<PathBuf>, &'static str> {
-    crate::http::files::locate(&roots.0, path)
-        .await
-        .map_err(|r| r.as_str())
+    match crate::http::files::locate(&roots.0, path).await {
+        Ok(found) => Ok(found.map(|f| f.path)),
+        Err(r) => Err(r.as_str()),
+    }
 }

@@ -68,19 +68,10 @@ const DHCP_RECEIVE_BUFFER: usize = 4 << 20;
 /// (SO_RCVBUFFORCE); without it the kernel's cap applies. Best effort: a smaller buffer
 /// costs drops under load, not correctness.
 pub fn grow_receive_buffer(sock: &socket2::Socket) {
-    use std::os::fd::AsRawFd;
-    let size = DHCP_RECEIVE_BUFFER as libc::c_int;
-    // SAFETY: passes a pointer to a live c_int and its size, as setsockopt expects.
-    let forced = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    } == 0;
-    if !forced && let Err(e) = sock.set_recv_buffer_size(DHCP_RECEIVE_BUFFER) {
+    use nix::sys::socket::{setsockopt, sockopt::RcvBufForce};
+    if setsockopt(sock, RcvBufForce, &DHCP_RECEIVE_BUFFER).is_err()
+        && let Err(e) = sock.set_recv_buffer_size(DHCP_RECEIVE_BUFFER)
+    {
         tracing::debug!(error = %e, "cannot grow the DHCP receive buffer");
     }
 }

@@ -437,10 +437,7 @@ fn kill_9_under_v4_and_v6_load_loses_no_granted_lease_and_doubles_no_address() {
 
     // perfdhcp as a relay for v4 (giaddr = its own address), with firmware options; from
     // its link-local address for v6, as iPXE does.
-    let vc: String = b"PXEClient:Arch:00000:UNDI:002001"
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let vc = hex::encode(b"PXEClient:Arch:00000:UNDI:002001");
     let (out4, out6) = (
         lab.dir.path().join("perf4.out"),
         lab.dir.path().join("perf6.out"),

@@ -119,9 +119,7 @@ pub fn eui64_mac(a: Ipv6Addr) -> Vec<u8> {
 }
 
 /// DUIDs and link-layer addresses as hex, for logs.
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub(crate) use ::hex::encode as hex;
 
 impl Server {
     pub fn new(

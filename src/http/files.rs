@@ -2,23 +2,28 @@
 //! [`HTTP_BOOT_PREFIX`] (UEFI HTTP boot gets such URLs from DHCP).
 //!
 //! This module decides only where a path may lead: a regular file inside its root,
-//! reached without `..`, NUL bytes or a symlink that leaves the root. Every refusal is
-//! logged with its reason and counted. tower-http's `ServeFile` then decides the HTTP
-//! answer: HEAD, single ranges (206, 416 when unsatisfiable), ETag and Last-Modified with
-//! 304, Content-Length, Content-Type. It is asked as for HEAD; the bytes it names are
-//! streamed by [`super::body`], which copies less than `ServeFile`'s own reader.
+//! reached without `..`, NUL bytes or a symlink that leaves the root, and opened there by
+//! the TFTP server's [`paths::resolve`], so the open itself cannot leave the root. Every
+//! refusal is logged with its reason and counted. tower-http's `ServeFile` then decides the
+//! HTTP answer: HEAD, single ranges (parsed by http-range-header; 206, 416 when
+//! unsatisfiable), ETag and Last-Modified with 304, Content-Length, Content-Type. It is
+//! asked as for HEAD, about the open file; the bytes it names are streamed from that file
+//! by [`super::body`], which copies less than `ServeFile`'s own reader.
 
 use super::routes::Peer;
 use super::{AppState, body};
 use crate::policy::HTTP_BOOT_PREFIX;
+use crate::tftp::paths::{self, PathError, Resolved};
 use crate::timeline::Stage;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum_extra::headers::{ContentLength, ContentRange, HeaderMapExt};
 use percent_encoding::percent_decode_str;
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -102,29 +107,29 @@ fn relative(encoded: &str) -> Result<PathBuf, Refusal> {
     Ok(rel)
 }
 
-/// The canonical file `rel` names inside `root`: `Ok(None)` when there is no such
-/// regular file, a refusal when a symlink leads out of the root.
-async fn resolve(root: &Path, rel: &Path) -> Result<Option<PathBuf>, Refusal> {
-    let Ok(file) = tokio::fs::canonicalize(root.join(rel)).await else {
-        return Ok(None);
-    };
-    if !file.starts_with(root) {
-        return Err(Refusal::OutsideRoot);
+/// The file `rel` names inside `root`, open: `Ok(None)` when there is no such regular
+/// file (or it cannot be read), a refusal when a symlink leads out of the root.
+async fn resolve(root: &Path, rel: PathBuf) -> Result<Option<Resolved>, Refusal> {
+    let root = root.to_path_buf();
+    let found = tokio::task::spawn_blocking(move || paths::resolve(&root, &rel)).await;
+    match found {
+        Ok(Ok(file)) => Ok(Some(file)),
+        Ok(Err(PathError::SymlinkEscape)) => Err(Refusal::OutsideRoot),
+        // Not there, not a file, not readable, or the runtime is shutting down.
+        Ok(Err(_)) | Err(_) => Ok(None),
     }
-    let is_file = tokio::fs::metadata(&file).await.is_ok_and(|m| m.is_file());
-    Ok(is_file.then_some(file))
 }
 
 /// The file a request path (still percent-encoded) names: under the TFTP root for
 /// [`HTTP_BOOT_PREFIX`], else under the HTTP root. `Ok(None)` is a 404, a refusal a 403.
-pub(crate) async fn locate(roots: &Roots, path: &str) -> Result<Option<PathBuf>, Refusal> {
+pub(crate) async fn locate(roots: &Roots, path: &str) -> Result<Option<Resolved>, Refusal> {
     let (root, below) = match path.strip_prefix(HTTP_BOOT_PREFIX) {
         Some(rest) => (roots.boot.as_deref(), rest),
         None => (Some(roots.http.as_path()), path),
     };
     let rel = relative(below)?;
     match root {
-        Some(root) => resolve(root, &rel).await,
+        Some(root) => resolve(root, rel).await,
         None => Ok(None),
     }
 }
@@ -144,7 +149,7 @@ pub(super) async fn serve(
     }
     let path = req.uri().path();
     let client = peer.remote.ip();
-    let file = match locate(&st.roots, path).await {
+    let found = match locate(&st.roots, path).await {
         Ok(Some(f)) => f,
         Ok(None) => {
             st.stage(client, Stage::Missing, path.to_string());
@@ -165,7 +170,11 @@ pub(super) async fn serve(
     }
     let get = req.method() == Method::GET;
     *req.method_mut() = Method::HEAD;
-    let res = ServeFile::new(&file)
+    // ServeFile takes a path and opens it again; the open file's own path in /proc makes
+    // it describe the file opened inside the root, whatever the path names by now.
+    let mime = mime_guess::from_path(&found.path).first_or_octet_stream();
+    let open = format!("/proc/self/fd/{}", found.file.as_raw_fd());
+    let res = ServeFile::new_with_mime(open, &mime)
         .ignore_multi_range_requests(true)
         .oneshot(req)
         .await;
@@ -174,14 +183,10 @@ pub(super) async fn serve(
         Err(never) => match never {},
     };
     let body = match (get, span(&parts)) {
-        (true, Some((start, len))) => match tokio::fs::File::open(&file).await {
-            Ok(f) => {
-                st.served(client, path);
-                body::file_range(f.into_std().await, start, len)
-            }
-            // Gone since ServeFile looked: as if it had never been there.
-            Err(_) => return StatusCode::NOT_FOUND.into_response(),
-        },
+        (true, Some((start, len))) => {
+            st.served(client, path);
+            body::file_range(found.file, start, len)
+        }
         _ => Body::empty(),
     };
     Response::from_parts(parts, body)
@@ -189,13 +194,11 @@ pub(super) async fn serve(
 
 /// The bytes a 200 or 206 answer carries, as (start, length), from its headers.
 fn span(res: &axum::http::response::Parts) -> Option<(u64, u64)> {
-    let header = |name| res.headers.get(name).and_then(|v| v.to_str().ok());
-    let len: u64 = header(header::CONTENT_LENGTH)?.parse().ok()?;
+    let ContentLength(len) = res.headers.typed_get()?;
     match res.status {
         StatusCode::OK => Some((0, len)),
         StatusCode::PARTIAL_CONTENT => {
-            let range = header(header::CONTENT_RANGE)?.strip_prefix("bytes ")?;
-            let start = range.split_once('-')?.0.parse().ok()?;
+            let (start, _) = res.headers.typed_get::<ContentRange>()?.bytes_range()?;
             Some((start, len))
         }
         _ => None,
@@ -233,15 +236,13 @@ mod tests {
         std::os::unix::fs::symlink("../secret", root.join("out")).unwrap();
         std::os::unix::fs::symlink("sub/file", root.join("in")).unwrap();
         let root = std::fs::canonicalize(root).unwrap();
-        assert_eq!(
-            resolve(&root, Path::new("out")).await,
-            Err(Refusal::OutsideRoot)
-        );
-        assert_eq!(
-            resolve(&root, Path::new("in")).await,
-            Ok(Some(root.join("sub/file")))
-        );
-        assert_eq!(resolve(&root, Path::new("sub")).await, Ok(None));
-        assert_eq!(resolve(&root, Path::new("nope")).await, Ok(None));
+        let path = async |rel: &str| {
+            let found = resolve(&root, PathBuf::from(rel)).await;
+            found.map(|f| f.map(|f| f.path))
+        };
+        assert_eq!(path("out").await, Err(Refusal::OutsideRoot));
+        assert_eq!(path("in").await, Ok(Some(root.join("sub/file"))));
+        assert_eq!(path("sub").await, Ok(None));
+        assert_eq!(path("nope").await, Ok(None));
     }
 }

@@ -75,7 +75,7 @@ pub fn now_ms() -> u64 {
 
 /// Why a report is not taken.
 #[derive(Debug)]
-pub enum Refused {
+pub enum Refusal {
     UnknownMachine,
     BadToken,
     Store(StoreError),
@@ -299,7 +299,7 @@ impl Machines {
             }
             Observed::Dhcp6Identity { mac, duid, iaid } => {
                 let m = self.entry(&mut g, mac, now_ms());
-                let duid: String = duid.iter().map(|b| format!("{b:02x}")).collect();
+                let duid = hex::encode(&duid);
                 if m.record.duid == duid && m.record.iaid == Some(iaid) {
                     return;
                 }
@@ -389,7 +389,7 @@ impl Machines {
     }
 
     /// Whether `token` is the current burn-in token of `mac`.
-    pub fn check_token(&self, mac: [u8; 6], token: Option<&str>) -> Result<(), Refused> {
+    pub fn check_token(&self, mac: [u8; 6], token: Option<&str>) -> Result<(), Refusal> {
         token_holds(self.lock().get(&mac), token)
     }
 
@@ -401,12 +401,12 @@ impl Machines {
         token: Option<&str>,
         report: &Report,
         sent: Value,
-    ) -> Result<String, Refused> {
+    ) -> Result<String, Refusal> {
         let label = report.label();
         let durable = {
             let mut g = self.lock();
             token_holds(g.get(&mac), token)?;
-            let m = g.get_mut(&mac).ok_or(Refused::UnknownMachine)?;
+            let m = g.get_mut(&mac).ok_or(Refusal::UnknownMachine)?;
             let at = now_ms();
             m.record.report = Some(sent);
             m.record.report_at = Some(at);
@@ -419,18 +419,18 @@ impl Machines {
                 format!("report received: {label}"),
             )
         };
-        durable.await.map_err(Refused::Store)?;
+        durable.await.map_err(Refusal::Store)?;
         Ok(label)
     }
 }
 
 /// Logs a step the API made in the timeline's one shape (see [`crate::timeline`]).
 /// Whether `token` is the current burn-in token of `machine`.
-fn token_holds(machine: Option<&Machine>, token: Option<&str>) -> Result<(), Refused> {
-    let m = machine.ok_or(Refused::UnknownMachine)?;
+fn token_holds(machine: Option<&Machine>, token: Option<&str>) -> Result<(), Refusal> {
+    let m = machine.ok_or(Refusal::UnknownMachine)?;
     match (&m.record.token, token) {
         (Some(want), Some(got)) if tokens_match(want, got) => Ok(()),
-        _ => Err(Refused::BadToken),
+        _ => Err(Refusal::BadToken),
     }
 }
 
@@ -458,16 +458,13 @@ fn background(durable: impl Future<Output = Result<(), StoreError>> + Send + 'st
 fn new_token() -> Result<String, StoreError> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|e| StoreError::Io(std::io::Error::other(e.to_string())))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(hex::encode(b))
 }
 
-/// Compares tokens in time that does not depend on where they differ.
+/// Compares tokens in time that does not depend on where they differ (only on their
+/// lengths, which are no secret).
 pub fn tokens_match(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
 #[cfg(test)]
@@ -523,11 +520,11 @@ mod tests {
             assert_eq!(token.len(), 32);
             assert!(matches!(
                 m.check_token(MAC, Some("x")),
-                Err(Refused::BadToken)
+                Err(Refusal::BadToken)
             ));
             assert!(matches!(
                 m.check_token([0; 6], Some(&token)),
-                Err(Refused::UnknownMachine)
+                Err(Refusal::UnknownMachine)
             ));
             assert_eq!(stored_next(dir.path(), MAC).unwrap(), None);
             m.set_next(MAC, "burnin").await.unwrap();

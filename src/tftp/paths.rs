@@ -4,12 +4,16 @@
 //! `undionly.kpxe`, some send `\`, so a leading separator maps into the root, `\` counts as
 //! `/`, and any `..` that would climb out of the root is refused. [`resolve`] then asks the
 //! filesystem, because only it knows where symlinks lead: the canonical path must still lie
-//! inside the (canonical) root, and must be a regular file.
+//! inside the (canonical) root, and must be a regular file. The open itself is confined to
+//! the root by the kernel (`openat2`, Linux 5.6 or later), so a symlink swapped in after
+//! the check cannot lead it out.
 
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::Mode;
 use std::ffi::OsStr;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::wire::ErrorCode;
@@ -95,15 +99,10 @@ pub struct Resolved {
 /// check is made on the open file, so what is checked is what gets served.
 pub fn resolve(root: &Path, rel: &Path) -> Result<Resolved, PathError> {
     let path = std::fs::canonicalize(root.join(rel)).map_err(PathError::from_io)?;
-    if !path.starts_with(root) {
-        return Err(PathError::SymlinkEscape);
-    }
-    // Non-blocking, so a FIFO in the root cannot hang the open; regular files ignore it.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(PathError::from_io)?;
+    let inside = path
+        .strip_prefix(root)
+        .map_err(|_| PathError::SymlinkEscape)?;
+    let file = open_beneath(root, inside).map_err(PathError::from_io)?;
     let meta = file.metadata().map_err(PathError::from_io)?;
     if !meta.is_file() {
         return Err(PathError::NotAFile);
@@ -111,12 +110,33 @@ pub fn resolve(root: &Path, rel: &Path) -> Result<Resolved, PathError> {
     Ok(Resolved { path, file, meta })
 }
 
+/// Opens `inside`, the part of a canonical path below `root`, for reading. The kernel
+/// refuses any way out of `root` (`RESOLVE_BENEATH`) and any symlink at all
+/// (`RESOLVE_NO_SYMLINKS`, as a canonical path has none): the file opened is the one
+/// [`resolve`] checked, or none. Non-blocking, so a FIFO in the root cannot hang the open;
+/// regular files ignore it.
+fn open_beneath(root: &Path, inside: &Path) -> io::Result<File> {
+    let dir = nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    // `.` for the root itself, which a symlink can name.
+    let file = nix::fcntl::openat2(&dir, &Path::new(".").join(inside), how)?;
+    Ok(file.into())
+}
+
 impl PathError {
     /// What an I/O error on the way to the file means for the client.
     pub fn from_io(e: std::io::Error) -> PathError {
         match e.kind() {
             std::io::ErrorKind::PermissionDenied => PathError::Unreadable,
-            _ => PathError::NotFound, // also ENOTDIR, ELOOP: nothing servable there
+            // Also ENOTDIR, and ELOOP (a symlink loop, or one swapped in since the check):
+            // nothing servable there.
+            _ => PathError::NotFound,
         }
     }
 }
@@ -182,6 +202,7 @@ mod tests {
         std::os::unix::fs::symlink(&base, root.join("up")).unwrap();
         std::os::unix::fs::symlink("sub/file", root.join("inside")).unwrap();
         std::os::unix::fs::symlink("nowhere", root.join("dangling")).unwrap();
+        std::os::unix::fs::symlink(".", root.join("self")).unwrap();
         Tree {
             _dir: dir,
             root,
@@ -241,5 +262,19 @@ mod tests {
             resolve(&t.root, &ok(b"sub")).unwrap_err(),
             PathError::NotAFile
         );
+        assert_eq!(
+            resolve(&t.root, &ok(b"self")).unwrap_err(),
+            PathError::NotAFile
+        );
+    }
+
+    #[test]
+    fn the_open_alone_cannot_leave_the_root() {
+        let t = tree();
+        let outside = t.outside.to_str().unwrap();
+        for rel in ["leak", "up/secret", "../secret", outside, "inside"] {
+            assert!(open_beneath(&t.root, Path::new(rel)).is_err(), "{rel}");
+        }
+        assert!(open_beneath(&t.root, Path::new("sub/file")).is_ok());
     }
 }
