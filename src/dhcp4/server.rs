@@ -171,7 +171,8 @@ fn hints<'a>(p: &Packet<'a>) -> Hints<'a> {
         arch: p
             .options
             .get(opt::CLIENT_ARCH)
-            .map(|a| u16::from_be_bytes([a[0], a[1]])),
+            .and_then(|a| a.first_chunk())
+            .map(|a| u16::from_be_bytes(*a)),
         ipxe_options: p.options.get(opt::IPXE_ENCAP).is_some(),
     }
 }

@@ -7,8 +7,14 @@
 //! keeps borrowed slices of the first occurrence of each code in a fixed table (no
 //! allocation), honours option overload (52) into `file` and `sname`, and reports every
 //! malformation as a [`ParseError`].
+//!
+//! Every read of received bytes goes through `get`, `split_first` or `split_at_checked`,
+//! never an index, so no input and no new caller can make a view panic; the lint below
+//! keeps it so. [`ReplyWriter`] indexes only the header it sized itself.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::Ipv4Addr;
+use std::ops::Range;
 
 /// Field offsets of the fixed BOOTP header (RFC 2131 §2).
 pub mod field {
@@ -162,7 +168,7 @@ pub struct Options<'a> {
 
 impl<'a> Options<'a> {
     pub fn get(&self, code: u8) -> Option<&'a [u8]> {
-        self.slots[code as usize]
+        self.slots.get(usize::from(code)).copied().flatten()
     }
 
     /// Walks one option area, filling empty slots. Returns the overload value if the area
@@ -179,18 +185,18 @@ impl<'a> Options<'a> {
                 opt::END => break,
                 _ => {
                     let (&len, rest) = rest.split_first().ok_or(ParseError::OptionOverrun)?;
-                    let len = len as usize;
-                    if rest.len() < len {
-                        return Err(ParseError::OptionOverrun);
-                    }
-                    let (value, rest) = rest.split_at(len);
+                    let (value, rest) = rest
+                        .split_at_checked(usize::from(len))
+                        .ok_or(ParseError::OptionOverrun)?;
                     if code == opt::OVERLOAD {
-                        if !overload_allowed || len != 1 || !(1..=3).contains(&value[0]) {
-                            return Err(ParseError::BadOverload);
-                        }
-                        overload = Some(value[0]);
+                        overload = match value {
+                            [o @ 1..=3] if overload_allowed => Some(*o),
+                            _ => return Err(ParseError::BadOverload),
+                        };
                     }
-                    self.slots[code as usize].get_or_insert(value);
+                    if let Some(slot) = self.slots.get_mut(usize::from(code)) {
+                        slot.get_or_insert(value);
+                    }
                     area = rest;
                 }
             }
@@ -217,40 +223,46 @@ pub struct Packet<'a> {
     pub options: Options<'a>,
 }
 
-fn addr(b: &[u8], r: std::ops::Range<usize>) -> Ipv4Addr {
-    let s = &b[r];
-    Ipv4Addr::new(s[0], s[1], s[2], s[3])
+/// Header field `r`; `Truncated` when the datagram ends first.
+fn slice(b: &[u8], r: Range<usize>) -> Result<&[u8], ParseError> {
+    b.get(r).ok_or(ParseError::Truncated)
 }
 
-fn u16_at(b: &[u8], r: std::ops::Range<usize>) -> u16 {
-    u16::from_be_bytes([b[r.start], b[r.start + 1]])
+/// Header field `r` as an array; `Truncated` when the datagram ends first.
+fn array<const N: usize>(b: &[u8], r: Range<usize>) -> Result<[u8; N], ParseError> {
+    slice(b, r)?.try_into().map_err(|_| ParseError::Truncated)
+}
+
+/// The header byte at `at`; `Truncated` when the datagram ends first.
+fn byte(b: &[u8], at: usize) -> Result<u8, ParseError> {
+    b.get(at).copied().ok_or(ParseError::Truncated)
 }
 
 impl<'a> Packet<'a> {
     /// Parses a BOOTREQUEST. Rejects anything we would have to guess about.
     pub fn parse(b: &'a [u8]) -> Result<Packet<'a>, ParseError> {
-        if b.len() < field::OPTIONS {
-            return Err(ParseError::Truncated);
-        }
-        if b[field::MAGIC] != MAGIC_COOKIE {
+        // The length check: a datagram without the whole header is Truncated before
+        // anything else is said about it. The field reads below check again as they go.
+        let area = b.get(field::OPTIONS..).ok_or(ParseError::Truncated)?;
+        if array(b, field::MAGIC)? != MAGIC_COOKIE {
             return Err(ParseError::BadMagic);
         }
-        if b[field::OP] != OP_BOOTREQUEST {
+        if byte(b, field::OP)? != OP_BOOTREQUEST {
             return Err(ParseError::NotRequest);
         }
-        let hlen = b[field::HLEN] as usize;
-        if hlen > 16 {
-            return Err(ParseError::BadHlen);
-        }
+        let hlen = usize::from(byte(b, field::HLEN)?);
+        let chaddr = slice(b, field::CHADDR)?
+            .get(..hlen)
+            .ok_or(ParseError::BadHlen)?;
         let mut options = Options { slots: [None; 256] };
-        let overload = options.walk(&b[field::OPTIONS..], true)?;
+        let overload = options.walk(area, true)?;
         if let Some(o) = overload {
             // RFC 2131 §4.1: `file` first, then `sname`.
             if o & 1 != 0 {
-                options.walk(&b[field::FILE], false)?;
+                options.walk(slice(b, field::FILE)?, false)?;
             }
             if o & 2 != 0 {
-                options.walk(&b[field::SNAME], false)?;
+                options.walk(slice(b, field::SNAME)?, false)?;
             }
         }
         let mt = options
@@ -273,18 +285,19 @@ impl<'a> Packet<'a> {
                 return Err(ParseError::BadOptionLength(code));
             }
         }
+        let addr = |r| array::<4>(b, r).map(Ipv4Addr::from);
         Ok(Packet {
             message_type,
-            htype: b[field::HTYPE],
-            hops: b[field::HOPS],
-            xid: u32::from_be_bytes(b[field::XID].try_into().expect("4 bytes")),
-            secs: u16_at(b, field::SECS),
-            flags: u16_at(b, field::FLAGS),
-            ciaddr: addr(b, field::CIADDR),
-            yiaddr: addr(b, field::YIADDR),
-            siaddr: addr(b, field::SIADDR),
-            giaddr: addr(b, field::GIADDR),
-            chaddr: &b[field::CHADDR][..hlen],
+            htype: byte(b, field::HTYPE)?,
+            hops: byte(b, field::HOPS)?,
+            xid: u32::from_be_bytes(array(b, field::XID)?),
+            secs: u16::from_be_bytes(array(b, field::SECS)?),
+            flags: u16::from_be_bytes(array(b, field::FLAGS)?),
+            ciaddr: addr(field::CIADDR)?,
+            yiaddr: addr(field::YIADDR)?,
+            siaddr: addr(field::SIADDR)?,
+            giaddr: addr(field::GIADDR)?,
+            chaddr,
             options,
         })
     }
@@ -293,10 +306,13 @@ impl<'a> Packet<'a> {
         self.flags & FLAG_BROADCAST != 0
     }
 
+    /// A four-byte option; [`Packet::parse`] refuses other lengths for the codes read here.
+    fn opt4(&self, code: u8) -> Option<[u8; 4]> {
+        self.options.get(code)?.try_into().ok()
+    }
+
     fn opt_addr(&self, code: u8) -> Option<Ipv4Addr> {
-        self.options
-            .get(code)
-            .map(|v| Ipv4Addr::new(v[0], v[1], v[2], v[3]))
+        self.opt4(code).map(Ipv4Addr::from)
     }
 
     pub fn requested_ip(&self) -> Option<Ipv4Addr> {
@@ -308,9 +324,7 @@ impl<'a> Packet<'a> {
     }
 
     pub fn lease_time(&self) -> Option<u32> {
-        self.options
-            .get(opt::LEASE_TIME)
-            .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+        self.opt4(opt::LEASE_TIME).map(u32::from_be_bytes)
     }
 
     /// Whether option 55 lists `code`.
@@ -326,6 +340,10 @@ pub struct ReplyWriter<'b> {
     buf: &'b mut Vec<u8>,
 }
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "writes fields of the header `new` sized; chaddr comes from a parsed request"
+)]
 impl<'b> ReplyWriter<'b> {
     /// Starts a reply to `req`: copies xid, flags, giaddr, htype/hlen/chaddr; sets the
     /// message type option.
@@ -400,6 +418,7 @@ impl<'b> ReplyWriter<'b> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, reason = "tests")]
 pub(crate) mod tests {
     use super::*;
 
@@ -523,5 +542,148 @@ pub(crate) mod tests {
         let o = field::OPTIONS + 3;
         assert_eq!(&buf[o..o + 2], &[67, 255]);
         assert_eq!(&buf[o + 257..o + 259], &[67, 45]);
+    }
+
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    /// Real DISCOVERs and a REQUEST (tests/fixtures/README.md).
+    const CAPTURES: [&[u8]; 5] = [
+        include_bytes!("../../tests/fixtures/dhcp4/dhclient-discover.bin"),
+        include_bytes!("../../tests/fixtures/dhcp4/ipxe-rom-bios-discover.bin"),
+        include_bytes!("../../tests/fixtures/dhcp4/ipxe-snponly-efi-discover.bin"),
+        include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-discover.bin"),
+        include_bytes!("../../tests/fixtures/dhcp4/ovmf-pxe-x64-request.bin"),
+    ];
+
+    /// Codes with a length rule or an accessor, PAD and END, and one nobody reads.
+    const CODES: [u8; 12] = [
+        opt::PAD,
+        opt::REQUESTED_IP,
+        opt::LEASE_TIME,
+        opt::OVERLOAD,
+        opt::MESSAGE_TYPE,
+        opt::SERVER_ID,
+        opt::PARAMETER_REQUEST_LIST,
+        opt::MAX_MESSAGE_SIZE,
+        opt::CLIENT_ID,
+        opt::CLIENT_ARCH,
+        opt::END,
+        200,
+    ];
+
+    /// An option area: half the time a value has the length its code asks for (and for 52
+    /// and 53 a value in range), else any; PAD and END are the bare byte.
+    fn area() -> impl Strategy<Value = Vec<u8>> {
+        let option =
+            (select(&CODES[..]), any::<bool>(), 0usize..12).prop_flat_map(|(code, fits, n)| {
+                let n = match code {
+                    opt::PAD | opt::END => 0,
+                    _ if !fits => n,
+                    opt::OVERLOAD | opt::MESSAGE_TYPE => 1,
+                    opt::MAX_MESSAGE_SIZE | opt::CLIENT_ARCH => 2,
+                    opt::REQUESTED_IP | opt::LEASE_TIME | opt::SERVER_ID => 4,
+                    _ => n,
+                };
+                (
+                    Just(code),
+                    Just(fits),
+                    proptest::collection::vec(any::<u8>(), n),
+                )
+            });
+        proptest::collection::vec(option, 0..8).prop_map(|os| {
+            let mut b = Vec::new();
+            for (code, fits, mut v) in os {
+                b.push(code);
+                if matches!(code, opt::PAD | opt::END) {
+                    continue;
+                }
+                if let (true, opt::OVERLOAD | opt::MESSAGE_TYPE) = (fits, code) {
+                    v[0] = v[0] % 3 + 1;
+                }
+                b.push(v.len() as u8);
+                b.extend(v);
+            }
+            b
+        })
+    }
+
+    /// Requests built from random header fields (`hlen` up to 20) and option areas,
+    /// overloaded into `file` and `sname` half the time; real captures with bytes
+    /// overwritten and maybe cut short; and plain junk.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        let built = (
+            any::<[u8; 6]>(),
+            prop_oneof![Just(6u8), 0u8..=20],
+            proptest::collection::vec(any::<u8>(), field::CHADDR.start - field::XID.start),
+            (1u8..=8, proptest::option::of(1u8..=3), area()),
+            area(),
+            area(),
+        )
+            .prop_map(|(mac, hlen, fields, (t, overload, main), file, sname)| {
+                let mut options = vec![opt::MESSAGE_TYPE, 1, t];
+                if let Some(o) = overload {
+                    options.extend([opt::OVERLOAD, 1, o]);
+                }
+                options.extend(main);
+                let mut b = request(mac, &options);
+                b[field::HLEN] = hlen;
+                b[field::XID.start..field::CHADDR.start].copy_from_slice(&fields);
+                for (r, o) in [(field::FILE, file), (field::SNAME, sname)] {
+                    let n = o.len().min(r.len());
+                    b[r][..n].copy_from_slice(&o[..n]);
+                }
+                b
+            });
+        let mutated = (
+            select(&CAPTURES[..]),
+            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+            proptest::option::of(any::<Index>()),
+        )
+            .prop_map(|(f, edits, cut)| {
+                let mut b = f.to_vec();
+                for (at, v) in edits {
+                    let at = at.index(b.len());
+                    b[at] = v;
+                }
+                if let Some(cut) = cut {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            });
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..300),
+            mutated,
+            built
+        ]
+    }
+
+    proptest! {
+        /// Any datagram parses or gets a reason, never a panic, and so does every accessor.
+        /// A reply to what parses, carrying its options, parses back (as a request) to the
+        /// same message type, header fields a reply echoes, and options.
+        #[test]
+        fn prop_views_never_panic_and_replies_round_trip(b in datagram()) {
+            let Ok(p) = Packet::parse(&b) else { return Ok(()) };
+            let _ = (p.broadcast(), p.requested_ip(), p.server_id(), p.lease_time());
+            let mut buf = Vec::new();
+            let mut w = ReplyWriter::new(&mut buf, &p, p.message_type);
+            w.ciaddr(p.ciaddr).yiaddr(p.yiaddr).siaddr(p.siaddr);
+            for code in 0..=u8::MAX {
+                let _ = p.requests(code);
+                if let (Some(v), false) = (p.options.get(code), code == opt::MESSAGE_TYPE) {
+                    w.option(code, v);
+                }
+            }
+            w.finish();
+            buf[field::OP] = OP_BOOTREQUEST;
+            let q = Packet::parse(&buf).unwrap();
+            prop_assert_eq!(q.message_type, p.message_type);
+            prop_assert_eq!((q.htype, q.xid, q.flags, q.chaddr), (p.htype, p.xid, p.flags, p.chaddr));
+            prop_assert_eq!([q.ciaddr, q.yiaddr, q.siaddr, q.giaddr], [p.ciaddr, p.yiaddr, p.siaddr, p.giaddr]);
+            for code in 0..=u8::MAX {
+                prop_assert_eq!(q.options.get(code), p.options.get(code), "option {}", code);
+            }
+        }
     }
 }

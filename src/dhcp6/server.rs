@@ -201,7 +201,7 @@ impl Server {
         let vendor_class = msg
             .options
             .get(opt::VENDOR_CLASS)
-            .map(super::wire::vendor_class)
+            .and_then(super::wire::vendor_class)
             .filter(|(enterprise, _)| *enterprise == policy::PXE_ENTERPRISE)
             .and_then(|(_, data)| data);
         let hints = Hints {

@@ -4,9 +4,14 @@
 //!
 //! The ICMPv6 checksum is left zero: the kernel computes and checks it for raw ICMPv6
 //! sockets (RFC 3542 §3.1), since it needs the IPv6 pseudo-header the shell never sees.
+//!
+//! Every read of received bytes goes through `get` or `split_at_checked`, never an index,
+//! so no input can make the parser panic; the lint below keeps it so.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use ipnet::Ipv6Net;
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 pub const ROUTER_SOLICIT: u8 = 133;
 pub const ROUTER_ADVERT: u8 = 134;
@@ -30,6 +35,16 @@ mod field {
     pub const RS_OPTIONS: usize = 8;
     /// ...and here in a Router Advertisement.
     pub const RA_OPTIONS: usize = 16;
+    /// In a source link-layer address option, after its type and length.
+    pub const LL_ADDR: Range<usize> = 2..8;
+    /// In a prefix information option (RFC 4861 §4.6.2).
+    pub const PREFIX_LEN: usize = 2;
+    pub const PREFIX_FLAGS: usize = 3;
+    pub const VALID_LIFETIME: Range<usize> = 4..8;
+    pub const PREFERRED_LIFETIME: Range<usize> = 8..12;
+    pub const PREFIX: Range<usize> = 16..32;
+    /// In an RDNSS option (RFC 8106 §5.1), after its type, length and 2 reserved bytes.
+    pub const RDNSS_LIFETIME: Range<usize> = 4..8;
 }
 
 /// RA flag bits (RFC 4861 §4.2).
@@ -39,13 +54,15 @@ pub const FLAG_OTHER: u8 = 0x40;
 pub const PREFIX_ON_LINK: u8 = 0x80;
 pub const PREFIX_AUTONOMOUS: u8 = 0x40;
 
-/// Option types; option lengths count 8-byte units.
+/// Option types; option lengths count [`OPTION_UNIT`]s.
 pub mod opt {
     pub const SOURCE_LL_ADDR: u8 = 1;
     pub const PREFIX_INFO: u8 = 3;
     pub const RDNSS: u8 = 25;
 }
+const OPTION_UNIT: usize = 8;
 const PREFIX_INFO_LEN: usize = 32;
+/// RDNSS: the lifetime and what comes before it; the servers follow, 16 bytes each.
 const RDNSS_HEADER: usize = 8;
 
 /// Why bytes are not an RS or RA we can act on.
@@ -121,45 +138,81 @@ fn options(mut b: &[u8]) -> Result<Vec<(u8, &[u8])>, ParseError> {
         let [t, units, ..] = *b else {
             return Err(ParseError::BadOption);
         };
-        let len = units as usize * 8;
-        if len == 0 || len > b.len() {
+        let len = usize::from(units) * OPTION_UNIT;
+        if len == 0 {
             return Err(ParseError::BadOption);
         }
-        out.push((t, &b[..len]));
-        b = &b[len..];
+        let (o, rest) = b.split_at_checked(len).ok_or(ParseError::BadOption)?;
+        out.push((t, o));
+        b = rest;
     }
     Ok(out)
 }
 
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+/// Bytes `r` of `b` as an array, or `None` when `b` ends first: every multi-byte field is
+/// read this way.
+fn array<const N: usize>(b: &[u8], r: Range<usize>) -> Option<[u8; N]> {
+    b.get(r)?.try_into().ok()
 }
 
-fn addr_at(b: &[u8], at: usize) -> Ipv6Addr {
-    let o: [u8; 16] = b[at..at + 16].try_into().expect("16 bytes");
-    Ipv6Addr::from(o)
+fn u32_at(b: &[u8], r: Range<usize>) -> Option<u32> {
+    array(b, r).map(u32::from_be_bytes)
 }
 
 /// The Ethernet address in a source link-layer address option, if it is one.
 fn ethernet(o: &[u8]) -> Option<[u8; 6]> {
-    o.get(2..8).and_then(|m| m.try_into().ok())
+    array(o, field::LL_ADDR)
+}
+
+/// A prefix information option, header included. `None` for one of another size, or
+/// with a prefix length over 128: that is junk from the sender, and the option is
+/// skipped. Bits past the length are ignored (RFC 4861 §4.6.2).
+fn prefix_info(o: &[u8]) -> Option<PrefixInfo> {
+    if o.len() != PREFIX_INFO_LEN {
+        return None;
+    }
+    let prefix = Ipv6Net::new(
+        array::<16>(o, field::PREFIX)?.into(),
+        *o.get(field::PREFIX_LEN)?,
+    )
+    .ok()?;
+    let flags = *o.get(field::PREFIX_FLAGS)?;
+    Some(PrefixInfo {
+        prefix: prefix.trunc(),
+        on_link: flags & PREFIX_ON_LINK != 0,
+        autonomous: flags & PREFIX_AUTONOMOUS != 0,
+        valid_lifetime: u32_at(o, field::VALID_LIFETIME)?,
+        preferred_lifetime: u32_at(o, field::PREFERRED_LIFETIME)?,
+    })
+}
+
+/// An RDNSS option, header included; `None` unless whole servers follow the header.
+fn rdnss(o: &[u8]) -> Option<Rdnss> {
+    let (servers, rest) = o.get(RDNSS_HEADER..)?.as_chunks::<16>();
+    if servers.is_empty() || !rest.is_empty() {
+        return None;
+    }
+    Some(Rdnss {
+        lifetime: u32_at(o, field::RDNSS_LIFETIME)?,
+        servers: servers.iter().copied().map(Ipv6Addr::from).collect(),
+    })
 }
 
 impl Message {
     pub fn parse(b: &[u8]) -> Result<Message, ParseError> {
-        let t = *b.first().ok_or(ParseError::Truncated)?;
-        let (min, opts_at) = match t {
-            ROUTER_SOLICIT => (field::RS_OPTIONS, field::RS_OPTIONS),
-            ROUTER_ADVERT => (field::RA_OPTIONS, field::RA_OPTIONS),
+        let truncated = ParseError::Truncated;
+        let t = *b.first().ok_or(truncated)?;
+        let opts_at = match t {
+            ROUTER_SOLICIT => field::RS_OPTIONS,
+            ROUTER_ADVERT => field::RA_OPTIONS,
             _ => return Err(ParseError::NotRouterDiscovery),
         };
-        if b.len() < min {
-            return Err(ParseError::Truncated);
-        }
-        if b[field::CODE] != 0 {
+        // The length check: the options start where the fixed header ends.
+        let opts = b.get(opts_at..).ok_or(truncated)?;
+        if b.get(field::CODE) != Some(&0) {
             return Err(ParseError::BadCode);
         }
-        let opts = options(&b[opts_at..])?;
+        let opts = options(opts)?;
         let source_ll = opts
             .iter()
             .find(|(t, _)| *t == opt::SOURCE_LL_ADDR)
@@ -167,42 +220,27 @@ impl Message {
         if t == ROUTER_SOLICIT {
             return Ok(Message::RouterSolicit { source_ll });
         }
+        let flags = *b.get(field::FLAGS).ok_or(truncated)?;
         let mut ra = RouterAdvert {
-            cur_hop_limit: b[field::CUR_HOP_LIMIT],
-            managed: b[field::FLAGS] & FLAG_MANAGED != 0,
-            other: b[field::FLAGS] & FLAG_OTHER != 0,
-            router_lifetime: u16::from_be_bytes([b[6], b[7]]),
-            reachable_time: u32_at(b, field::REACHABLE_TIME.start),
-            retrans_timer: u32_at(b, field::RETRANS_TIMER.start),
+            cur_hop_limit: *b.get(field::CUR_HOP_LIMIT).ok_or(truncated)?,
+            managed: flags & FLAG_MANAGED != 0,
+            other: flags & FLAG_OTHER != 0,
+            router_lifetime: array(b, field::ROUTER_LIFETIME)
+                .map(u16::from_be_bytes)
+                .ok_or(truncated)?,
+            reachable_time: u32_at(b, field::REACHABLE_TIME).ok_or(truncated)?,
+            retrans_timer: u32_at(b, field::RETRANS_TIMER).ok_or(truncated)?,
             source_ll,
             prefixes: Vec::new(),
             rdnss: None,
         };
         for (t, o) in opts {
             match t {
-                opt::PREFIX_INFO if o.len() == PREFIX_INFO_LEN => {
-                    // A prefix length over 128 is junk from the sender; skip the option.
-                    // Bits past the length are ignored (RFC 4861 §4.6.2).
-                    if let Ok(prefix) = Ipv6Net::new(addr_at(o, 16), o[2]) {
-                        ra.prefixes.push(PrefixInfo {
-                            prefix: prefix.trunc(),
-                            on_link: o[3] & PREFIX_ON_LINK != 0,
-                            autonomous: o[3] & PREFIX_AUTONOMOUS != 0,
-                            valid_lifetime: u32_at(o, 4),
-                            preferred_lifetime: u32_at(o, 8),
-                        });
+                opt::PREFIX_INFO => ra.prefixes.extend(prefix_info(o)),
+                opt::RDNSS => {
+                    if let Some(r) = rdnss(o) {
+                        ra.rdnss = Some(r);
                     }
-                }
-                opt::RDNSS
-                    if o.len() > RDNSS_HEADER && (o.len() - RDNSS_HEADER).is_multiple_of(16) =>
-                {
-                    ra.rdnss = Some(Rdnss {
-                        lifetime: u32_at(o, 4),
-                        servers: (RDNSS_HEADER..o.len())
-                            .step_by(16)
-                            .map(|at| addr_at(o, at))
-                            .collect(),
-                    });
                 }
                 _ => {}
             }
@@ -214,14 +252,16 @@ impl Message {
 impl RouterAdvert {
     /// The ICMPv6 message, checksum zero (the kernel fills it in).
     pub fn emit(&self) -> Vec<u8> {
-        let mut b = vec![0u8; field::RA_OPTIONS];
-        b[field::TYPE] = ROUTER_ADVERT;
-        b[field::CUR_HOP_LIMIT] = self.cur_hop_limit;
-        b[field::FLAGS] =
+        // The fixed header as an array: constant offsets into it need no length check.
+        let mut h = [0u8; field::RA_OPTIONS];
+        h[field::TYPE] = ROUTER_ADVERT;
+        h[field::CUR_HOP_LIMIT] = self.cur_hop_limit;
+        h[field::FLAGS] =
             if self.managed { FLAG_MANAGED } else { 0 } | if self.other { FLAG_OTHER } else { 0 };
-        b[field::ROUTER_LIFETIME].copy_from_slice(&self.router_lifetime.to_be_bytes());
-        b[field::REACHABLE_TIME].copy_from_slice(&self.reachable_time.to_be_bytes());
-        b[field::RETRANS_TIMER].copy_from_slice(&self.retrans_timer.to_be_bytes());
+        h[field::ROUTER_LIFETIME].copy_from_slice(&self.router_lifetime.to_be_bytes());
+        h[field::REACHABLE_TIME].copy_from_slice(&self.reachable_time.to_be_bytes());
+        h[field::RETRANS_TIMER].copy_from_slice(&self.retrans_timer.to_be_bytes());
+        let mut b = h.to_vec();
         if let Some(mac) = self.source_ll {
             b.extend_from_slice(&[opt::SOURCE_LL_ADDR, 1]);
             b.extend_from_slice(&mac);
@@ -229,7 +269,7 @@ impl RouterAdvert {
         for p in &self.prefixes {
             let flags = if p.on_link { PREFIX_ON_LINK } else { 0 }
                 | if p.autonomous { PREFIX_AUTONOMOUS } else { 0 };
-            b.extend_from_slice(&[opt::PREFIX_INFO, (PREFIX_INFO_LEN / 8) as u8]);
+            b.extend_from_slice(&[opt::PREFIX_INFO, (PREFIX_INFO_LEN / OPTION_UNIT) as u8]);
             b.extend_from_slice(&[p.prefix.prefix_len(), flags]);
             b.extend_from_slice(&p.valid_lifetime.to_be_bytes());
             b.extend_from_slice(&p.preferred_lifetime.to_be_bytes());
@@ -237,7 +277,7 @@ impl RouterAdvert {
             b.extend_from_slice(&p.prefix.network().octets());
         }
         if let Some(r) = self.rdnss.as_ref().filter(|r| !r.servers.is_empty()) {
-            let units = (RDNSS_HEADER + 16 * r.servers.len()) / 8;
+            let units = (RDNSS_HEADER + 16 * r.servers.len()) / OPTION_UNIT;
             // RFC 8106 allows up to 127 servers in one option; config lists are short.
             b.extend_from_slice(&[opt::RDNSS, units.min(255) as u8, 0, 0]);
             b.extend_from_slice(&r.lifetime.to_be_bytes());
@@ -250,6 +290,7 @@ impl RouterAdvert {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, reason = "tests")]
 pub(crate) mod tests {
     use super::*;
 
@@ -313,18 +354,95 @@ pub(crate) mod tests {
     pub(crate) const OVMF_RS: &[u8] =
         include_bytes!("../../tests/fixtures/icmp6/ovmf-router-solicit.bin");
 
-    proptest::proptest! {
-        /// Arbitrary RS/RA bodies parse or get a reason, and what parses as an RA emits
-        /// and parses back the same.
-        #[test]
-        fn prop_parse_never_panics_and_adverts_round_trip(
-            t in proptest::prop_oneof![proptest::strategy::Just(ROUTER_SOLICIT), proptest::strategy::Just(ROUTER_ADVERT)],
-            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
-        ) {
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    /// One option: half the time with the length its type asks for (and a prefix length
+    /// up to 130, so some are junk), else 1 to 4 units; its bytes past the header random.
+    fn option() -> impl Strategy<Value = Vec<u8>> {
+        let types = vec![opt::SOURCE_LL_ADDR, opt::PREFIX_INFO, opt::RDNSS, 99];
+        (select(types), any::<bool>(), 1u8..=4, 0u8..=130).prop_flat_map(
+            |(t, fits, units, prefix_len)| {
+                let units = match t {
+                    _ if !fits => units,
+                    opt::SOURCE_LL_ADDR => 1,
+                    opt::PREFIX_INFO => (PREFIX_INFO_LEN / OPTION_UNIT) as u8,
+                    opt::RDNSS => 2 * units - 1,
+                    _ => units,
+                };
+                let rest = usize::from(units) * OPTION_UNIT - 2;
+                proptest::collection::vec(any::<u8>(), rest).prop_map(move |rest| {
+                    let mut o = vec![t, units];
+                    o.extend(rest);
+                    if t == opt::PREFIX_INFO {
+                        o[field::PREFIX_LEN] = prefix_len;
+                    }
+                    o
+                })
+            },
+        )
+    }
+
+    /// Solicitations and advertisements built from random headers and those options, the
+    /// same with random bodies, real captures and an emitted advert with bytes overwritten
+    /// and maybe cut short, and plain junk.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        let t = prop_oneof![Just(ROUTER_SOLICIT), Just(ROUTER_ADVERT)];
+        let built = (
+            t.clone(),
+            any::<[u8; field::RA_OPTIONS - 2]>(),
+            proptest::collection::vec(option(), 0..5),
+        )
+            .prop_map(|(t, header, options)| {
+                let mut b = vec![t, 0];
+                let opts_at = if t == ROUTER_ADVERT {
+                    field::RA_OPTIONS
+                } else {
+                    field::RS_OPTIONS
+                };
+                b.extend(&header[..opts_at - 2]);
+                b.extend(options.concat());
+                b
+            });
+        let body = (t, proptest::collection::vec(any::<u8>(), 0..120)).prop_map(|(t, body)| {
             let mut b = vec![t, 0];
             b.extend(body);
+            b
+        });
+        let mutated = (
+            select(vec![
+                IPXE_RS.to_vec(),
+                OVMF_RS.to_vec(),
+                lab_advert().emit(),
+            ]),
+            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+            proptest::option::of(any::<Index>()),
+        )
+            .prop_map(|(mut b, edits, cut)| {
+                for (at, v) in edits {
+                    let at = at.index(b.len());
+                    b[at] = v;
+                }
+                if let Some(cut) = cut {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            });
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            body,
+            mutated,
+            built
+        ]
+    }
+
+    proptest! {
+        /// Any bytes parse as an RS or RA or get a reason, never a panic, and what parses
+        /// as an RA emits and parses back the same.
+        #[test]
+        fn prop_parse_never_panics_and_adverts_round_trip(b in datagram()) {
             if let Ok(Message::RouterAdvert(ra)) = Message::parse(&b) {
-                proptest::prop_assert_eq!(Message::parse(&ra.emit()), Ok(Message::RouterAdvert(ra)));
+                prop_assert_eq!(Message::parse(&ra.emit()), Ok(Message::RouterAdvert(ra)));
             }
         }
     }

@@ -3,6 +3,10 @@
 //! smoltcp style: [`Packet::parse`] turns a datagram into a [`Packet`] that borrows from it,
 //! the core decides, and [`Packet::emit`] writes the reply. Opcodes, error codes and option
 //! names live here once, as named constants.
+//!
+//! Fields are split off with patterns and `splitn`, never an index, so no datagram can
+//! make the parser panic; the lint below keeps it so.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use thiserror::Error;
 
@@ -314,12 +318,13 @@ fn take_u16(b: &[u8]) -> Result<(u16, &[u8]), ParseError> {
     }
 }
 
+/// Splits `b` at its first NUL: the string before it and the bytes after.
 fn split_nul(b: &[u8]) -> Result<(&[u8], &[u8]), ParseError> {
-    let i = b
-        .iter()
-        .position(|&c| c == 0)
-        .ok_or(ParseError::Unterminated)?;
-    Ok((&b[..i], &b[i + 1..]))
+    let mut parts = b.splitn(2, |&c| c == 0);
+    match (parts.next(), parts.next()) {
+        (Some(s), Some(rest)) => Ok((s, rest)),
+        _ => Err(ParseError::Unterminated),
+    }
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -328,6 +333,7 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, reason = "tests")]
 mod tests {
     use super::*;
 
@@ -477,5 +483,132 @@ mod tests {
             b"\x00\x05\x00\x02no\x00"
         );
         assert_eq!(data_header(0x1234), [0, 3, 0x12, 0x34]);
+    }
+
+    use proptest::prelude::*;
+    use proptest::sample::{Index, select};
+
+    /// Read requests and an ERROR captured from OVMF (tests/fixtures/README.md), and
+    /// EDK2's probe as the tests above spell it.
+    const CAPTURES: [&[u8]; 6] = [
+        include_bytes!("../../tests/fixtures/tftp/ovmf-error-abort.bin"),
+        include_bytes!("../../tests/fixtures/tftp/ovmf-pxe6-rrq-tsize-probe.bin"),
+        include_bytes!("../../tests/fixtures/tftp/ovmf-pxe6-rrq.bin"),
+        include_bytes!("../../tests/fixtures/tftp/ovmf-rrq-tsize-probe.bin"),
+        include_bytes!("../../tests/fixtures/tftp/ovmf-rrq.bin"),
+        EDK2_PROBE,
+    ];
+
+    const MODES: [&str; 3] = [MODE_OCTET, MODE_NETASCII, "mail"];
+    const NAMES: [&str; 5] = [
+        OPT_BLKSIZE,
+        OPT_TSIZE,
+        OPT_TIMEOUT,
+        OPT_WINDOWSIZE,
+        "multicast",
+    ];
+    /// In and out of every option's range, and not numbers.
+    const VALUES: [&str; 8] = [
+        "0",
+        "7",
+        "1468",
+        "65535",
+        "99999",
+        "+5",
+        "18446744073709551616",
+        "x",
+    ];
+
+    /// A string field: one of `words`, upper-cased half the time, or random bytes.
+    fn string(words: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+        let word = (select(words), any::<bool>()).prop_map(|(w, upper)| {
+            if upper {
+                w.to_uppercase()
+            } else {
+                w.to_owned()
+            }
+            .into_bytes()
+        });
+        prop_oneof![3 => word, 1 => proptest::collection::vec(any::<u8>(), 0..8)]
+    }
+
+    /// Opcodes 0 to 7 (mostly RRQ, WRQ and OACK) followed by a filename and mode (but for
+    /// OACK) and option pairs, the last string now and then unterminated; real captures with
+    /// bytes overwritten and maybe cut short; and plain junk.
+    fn datagram() -> impl Strategy<Value = Vec<u8>> {
+        let built = (
+            prop_oneof![Just(OP_RRQ), Just(OP_WRQ), Just(OP_OACK), 0u16..=7],
+            proptest::collection::vec(any::<u8>(), 0..8),
+            string(&MODES[..]),
+            proptest::collection::vec((string(&NAMES[..]), string(&VALUES[..])), 0..5),
+            proptest::bool::weighted(0.8),
+        )
+            .prop_map(|(op, filename, mode, options, terminated)| {
+                let mut strings = Vec::new();
+                if op != OP_OACK {
+                    strings.extend([filename, mode]);
+                }
+                strings.extend(options.into_iter().flat_map(<[_; 2]>::from));
+                let mut b = op.to_be_bytes().to_vec();
+                for s in strings {
+                    b.extend(s);
+                    b.push(0);
+                }
+                if !terminated {
+                    b.pop();
+                }
+                b
+            });
+        let mutated = (
+            select(&CAPTURES[..]),
+            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
+            proptest::option::of(any::<Index>()),
+        )
+            .prop_map(|(f, edits, cut)| {
+                let mut b = f.to_vec();
+                for (at, v) in edits {
+                    let at = at.index(b.len());
+                    b[at] = v;
+                }
+                if let Some(cut) = cut {
+                    b.truncate(cut.index(b.len() + 1));
+                }
+                b
+            });
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..40),
+            mutated,
+            built
+        ]
+    }
+
+    /// The packet as emitted: dropped option values are not written back.
+    fn without_ignored(p: Packet) -> Packet {
+        match p {
+            Packet::Read(r) => Packet::Read(Request {
+                ignored: Ignored::default(),
+                ..r
+            }),
+            Packet::Write(r) => Packet::Write(Request {
+                ignored: Ignored::default(),
+                ..r
+            }),
+            other => other,
+        }
+    }
+
+    proptest! {
+        /// Any datagram parses or gets a reason, never a panic, and what parses emits and
+        /// parses back the same, but for the option values it dropped.
+        #[test]
+        fn prop_parse_never_panics_and_round_trips(b in datagram()) {
+            let Ok(p) = Packet::parse(&b) else { return Ok(()) };
+            if let Packet::Read(r) | Packet::Write(r) = &p {
+                let _ = (r.options.is_empty(), r.ignored.names().count());
+            }
+            let mut buf = Vec::new();
+            p.emit(&mut buf);
+            prop_assert_eq!(Packet::parse(&buf), Ok(without_ignored(p)));
+        }
     }
 }
