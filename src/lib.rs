@@ -25,3 +25,5 @@ pub mod step;
 pub mod store;
 pub mod tftp;
 pub mod timeline;
+#[cfg(test)]
+mod wire_testing;

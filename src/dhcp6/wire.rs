@@ -616,7 +616,7 @@ pub(crate) mod tests {
     }
 
     use proptest::prelude::*;
-    use proptest::sample::{Index, select};
+    use proptest::sample::select;
 
     /// Codes the accessors read, a Relay Message, and one nobody reads.
     const CODES: [u16; 9] = [
@@ -695,22 +695,7 @@ pub(crate) mod tests {
             fixtures::DHCLIENT_SOLICIT,
             fixtures::DHCLIENT_REQUEST,
         ];
-        let mutated = (
-            select(fixtures),
-            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
-            proptest::option::of(any::<Index>()),
-        )
-            .prop_map(|(f, edits, cut)| {
-                let mut b = f.to_vec();
-                for (at, v) in edits {
-                    let at = at.index(b.len());
-                    b[at] = v;
-                }
-                if let Some(cut) = cut {
-                    b.truncate(cut.index(b.len() + 1));
-                }
-                b
-            });
+        let mutated = crate::wire_testing::mutated(fixtures.iter().map(|c| c.to_vec()).collect());
         let client = (0u8..=14, any::<[u8; 3]>(), options()).prop_map(|(t, xid, o)| {
             let mut b = vec![t];
             b.extend(xid);

@@ -355,7 +355,7 @@ pub(crate) mod tests {
         include_bytes!("../../tests/fixtures/icmp6/ovmf-router-solicit.bin");
 
     use proptest::prelude::*;
-    use proptest::sample::{Index, select};
+    use proptest::sample::select;
 
     /// One option: half the time with the length its type asks for (and a prefix length
     /// up to 130, so some are junk), else 1 to 4 units; its bytes past the header random.
@@ -409,25 +409,11 @@ pub(crate) mod tests {
             b.extend(body);
             b
         });
-        let mutated = (
-            select(vec![
-                IPXE_RS.to_vec(),
-                OVMF_RS.to_vec(),
-                lab_advert().emit(),
-            ]),
-            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
-            proptest::option::of(any::<Index>()),
-        )
-            .prop_map(|(mut b, edits, cut)| {
-                for (at, v) in edits {
-                    let at = at.index(b.len());
-                    b[at] = v;
-                }
-                if let Some(cut) = cut {
-                    b.truncate(cut.index(b.len() + 1));
-                }
-                b
-            });
+        let mutated = crate::wire_testing::mutated(vec![
+            IPXE_RS.to_vec(),
+            OVMF_RS.to_vec(),
+            lab_advert().emit(),
+        ]);
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..40),
             body,

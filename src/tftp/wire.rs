@@ -486,7 +486,7 @@ mod tests {
     }
 
     use proptest::prelude::*;
-    use proptest::sample::{Index, select};
+    use proptest::sample::select;
 
     /// Read requests and an ERROR captured from OVMF (tests/fixtures/README.md), and
     /// EDK2's probe as the tests above spell it.
@@ -559,22 +559,7 @@ mod tests {
                 }
                 b
             });
-        let mutated = (
-            select(&CAPTURES[..]),
-            proptest::collection::vec((any::<Index>(), any::<u8>()), 0..4),
-            proptest::option::of(any::<Index>()),
-        )
-            .prop_map(|(f, edits, cut)| {
-                let mut b = f.to_vec();
-                for (at, v) in edits {
-                    let at = at.index(b.len());
-                    b[at] = v;
-                }
-                if let Some(cut) = cut {
-                    b.truncate(cut.index(b.len() + 1));
-                }
-                b
-            });
+        let mutated = crate::wire_testing::mutated(CAPTURES.iter().map(|c| c.to_vec()).collect());
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..40),
             mutated,
