@@ -2,7 +2,7 @@
 //! (SO_BINDTODEVICE, so replies never leave on another interface), a neighbour entry for
 //! unicast to clients without an address, and the durable-before-reply rule.
 
-use super::server::{Destination, Outcome, Reason, Reply, Server};
+use super::server::{Destination, Outcome, Refusal, Reply, Server};
 use super::wire::{CLIENT_PORT, MessageType, SERVER_PORT};
 use crate::mac::Mac;
 use crate::metrics::{Dhcp4Metrics, inc};
@@ -221,7 +221,7 @@ fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAdd
                 format!("{} arch={arch} file={file}", r.yiaddr),
             ));
         }
-        Err(Reason::Refused(why)) => {
+        Err(Refusal::Policy(why)) => {
             timeline.record(stage("refused", why.as_str().to_string()));
         }
         _ => {}
@@ -230,8 +230,8 @@ fn account(m: &Dhcp4Metrics, timeline: &Timeline, out: &Outcome, from: SocketAdd
         Ok(r) => {
             info!(%mac, %from, request = %msg, reply = %r.kind.name(), yiaddr = %r.yiaddr, %arch, %file, "dhcp4 answered")
         }
-        Err(Reason::PoolExhausted) => {
-            inc(&m.ignored, "reason", Reason::PoolExhausted.as_str());
+        Err(Refusal::PoolExhausted) => {
+            inc(&m.ignored, "reason", Refusal::PoolExhausted.as_str());
             warn!(%mac, %from, request = %msg, reason = "pool_exhausted", "dhcp4 not answered: the address pool is exhausted");
         }
         Err(reason) => {

@@ -1,6 +1,6 @@
 //! The DHCPv6 server core (RFC 8415), sans-IO: a datagram, its source address and the
 //! time go in; a [`Reply`] (bytes plus the lease changes to persist first) or an
-//! [`Ignore`] reason comes out. No sockets, no clock, no globals.
+//! [`Refusal`] reason comes out. No sockets, no clock, no globals.
 //!
 //! What a client gets besides its address is the policy's call ([`Policy::dhcp6`]); this
 //! module only applies it. Relay-forward messages are unwrapped (at most
@@ -25,7 +25,7 @@ const DECLINE_HOLD: u64 = 3600;
 
 /// Why a datagram gets no reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignore {
+pub enum Refusal {
     Parse(ParseError),
     /// More than [`HOP_COUNT_LIMIT`] relays, or a hop count at the limit.
     RelayTooDeep,
@@ -43,38 +43,38 @@ pub enum Ignore {
     ConfirmWithoutAddresses,
 }
 
-impl Ignore {
+impl Refusal {
     /// Stable label for metrics.
     pub fn as_str(self) -> &'static str {
         match self {
-            Ignore::Parse(e) => e.as_str(),
-            Ignore::RelayTooDeep => "relay_too_deep",
-            Ignore::FromServer(_) => "server_message",
-            Ignore::NoClientId => "no_client_id",
-            Ignore::MissingServerId => "missing_server_id",
-            Ignore::UnexpectedServerId => "unexpected_server_id",
-            Ignore::OtherServer => "other_server",
-            Ignore::ConfirmWithoutAddresses => "confirm_without_addresses",
+            Refusal::Parse(e) => e.as_str(),
+            Refusal::RelayTooDeep => "relay_too_deep",
+            Refusal::FromServer(_) => "server_message",
+            Refusal::NoClientId => "no_client_id",
+            Refusal::MissingServerId => "missing_server_id",
+            Refusal::UnexpectedServerId => "unexpected_server_id",
+            Refusal::OtherServer => "other_server",
+            Refusal::ConfirmWithoutAddresses => "confirm_without_addresses",
         }
     }
 }
 
-impl fmt::Display for Ignore {
+impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Ignore::Parse(ParseError::BadOptionLength(c)) => {
+            Refusal::Parse(ParseError::BadOptionLength(c)) => {
                 write!(f, "malformed: option {c} has an impossible length")
             }
-            Ignore::Parse(e) => write!(f, "malformed: {}", e.as_str()),
-            Ignore::RelayTooDeep => write!(f, "relayed more than {HOP_COUNT_LIMIT} times"),
-            Ignore::FromServer(t) => write!(f, "{} is sent by servers, not to them", t.as_str()),
-            Ignore::NoClientId => write!(f, "no client identifier"),
-            Ignore::MissingServerId => write!(f, "no server identifier"),
-            Ignore::UnexpectedServerId => {
+            Refusal::Parse(e) => write!(f, "malformed: {}", e.as_str()),
+            Refusal::RelayTooDeep => write!(f, "relayed more than {HOP_COUNT_LIMIT} times"),
+            Refusal::FromServer(t) => write!(f, "{} is sent by servers, not to them", t.as_str()),
+            Refusal::NoClientId => write!(f, "no client identifier"),
+            Refusal::MissingServerId => write!(f, "no server identifier"),
+            Refusal::UnexpectedServerId => {
                 write!(f, "carries a server identifier it must not have")
             }
-            Ignore::OtherServer => write!(f, "meant for another server"),
-            Ignore::ConfirmWithoutAddresses => write!(f, "Confirm without addresses"),
+            Refusal::OtherServer => write!(f, "meant for another server"),
+            Refusal::ConfirmWithoutAddresses => write!(f, "Confirm without addresses"),
         }
     }
 }
@@ -142,7 +142,7 @@ impl Server {
     }
 
     /// Handles one datagram from `from` (the client's or relay's address) at Unix `now`.
-    pub fn handle(&mut self, datagram: &[u8], from: Ipv6Addr, now: u64) -> Result<Reply, Ignore> {
+    pub fn handle(&mut self, datagram: &[u8], from: Ipv6Addr, now: u64) -> Result<Reply, Refusal> {
         let (msg, relays) = unwrap_relays(datagram)?;
         let link = match relays.last() {
             Some(r) => r
@@ -170,22 +170,22 @@ impl Server {
         })
     }
 
-    fn answer(&mut self, msg: &Message, link: &[u8], now: u64) -> Result<Reply, Ignore> {
+    fn answer(&mut self, msg: &Message, link: &[u8], now: u64) -> Result<Reply, Refusal> {
         use MessageType::*;
         let t = msg.msg_type;
         if matches!(t, Advertise | Reply | Reconfigure) {
-            return Err(Ignore::FromServer(t));
+            return Err(Refusal::FromServer(t));
         }
         let client_id = msg.options.get(opt::CLIENTID);
         if client_id.is_none() && t != InformationRequest {
-            return Err(Ignore::NoClientId);
+            return Err(Refusal::NoClientId);
         }
         let client_id = client_id.unwrap_or_default();
         let server_id = msg.options.get(opt::SERVERID);
         match (t, server_id) {
-            (Request | Renew | Release | Decline, None) => return Err(Ignore::MissingServerId),
-            (Solicit | Rebind | Confirm, Some(_)) => return Err(Ignore::UnexpectedServerId),
-            (_, Some(s)) if s != self.duid => return Err(Ignore::OtherServer),
+            (Request | Renew | Release | Decline, None) => return Err(Refusal::MissingServerId),
+            (Solicit | Rebind | Confirm, Some(_)) => return Err(Refusal::UnexpectedServerId),
+            (_, Some(s)) if s != self.duid => return Err(Refusal::OtherServer),
             _ => {}
         }
         let ias = msg
@@ -193,7 +193,7 @@ impl Server {
             .all(opt::IA_NA)
             .map(IaNa::parse)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Ignore::Parse)?;
+            .map_err(Refusal::Parse)?;
         let status = match t {
             Confirm => Some(self.confirm(&ias)?),
             Release | Decline => Some(Status::Success),
@@ -294,10 +294,10 @@ impl Server {
     }
 
     /// Confirm: are the client's addresses still on this link?
-    fn confirm(&self, ias: &[IaNa]) -> Result<Status, Ignore> {
+    fn confirm(&self, ias: &[IaNa]) -> Result<Status, Refusal> {
         let mut addrs = ias.iter().flat_map(IaNa::addresses).peekable();
         if addrs.peek().is_none() {
-            return Err(Ignore::ConfirmWithoutAddresses);
+            return Err(Refusal::ConfirmWithoutAddresses);
         }
         Ok(if addrs.all(|a| self.cfg.prefix.contains(&a)) {
             Status::Success
@@ -401,20 +401,20 @@ impl Server {
 
 /// Peels Relay-forward layers off a datagram; returns the client message and the relays,
 /// outermost first.
-fn unwrap_relays(datagram: &[u8]) -> Result<(Message<'_>, Vec<Relay<'_>>), Ignore> {
+fn unwrap_relays(datagram: &[u8]) -> Result<(Message<'_>, Vec<Relay<'_>>), Refusal> {
     let mut relays = Vec::new();
     let mut bytes = datagram;
     loop {
-        match Packet::parse(bytes).map_err(Ignore::Parse)? {
+        match Packet::parse(bytes).map_err(Refusal::Parse)? {
             Packet::Client(m) => return Ok((m, relays)),
             Packet::Relay(r) => {
                 if r.hop_count >= HOP_COUNT_LIMIT || relays.len() >= HOP_COUNT_LIMIT as usize {
-                    return Err(Ignore::RelayTooDeep);
+                    return Err(Refusal::RelayTooDeep);
                 }
                 bytes = r
                     .options
                     .get(opt::RELAY_MSG)
-                    .ok_or(Ignore::Parse(ParseError::NoRelayMessage))?;
+                    .ok_or(Refusal::Parse(ParseError::NoRelayMessage))?;
                 relays.push(r);
             }
         }
@@ -847,20 +847,20 @@ pub(crate) mod tests {
         );
         assert_eq!(
             s.handle(&with_sid, ll(1), NOW).err(),
-            Some(Ignore::UnexpectedServerId)
+            Some(Refusal::UnexpectedServerId)
         );
         let mut other = follow_up(IPXE_SOLICIT, MessageType::Request, 1, a);
         let n = other.len();
         other[n - 1] ^= 0xff;
         assert_eq!(
             s.handle(&other, ll(1), NOW).err(),
-            Some(Ignore::OtherServer)
+            Some(Refusal::OtherServer)
         );
         let no_sid = follow_up(IPXE_SOLICIT, MessageType::Rebind, 1, a);
         assert_eq!(
             s.handle(&rewrite(&no_sid, MessageType::Renew, &[]), ll(1), NOW)
                 .err(),
-            Some(Ignore::MissingServerId)
+            Some(Refusal::MissingServerId)
         );
         assert_eq!(
             s.handle(
@@ -869,16 +869,16 @@ pub(crate) mod tests {
                 NOW
             )
             .err(),
-            Some(Ignore::FromServer(MessageType::Advertise))
+            Some(Refusal::FromServer(MessageType::Advertise))
         );
         assert_eq!(
             s.handle(&[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1), NOW).err(),
-            Some(Ignore::NoClientId)
+            Some(Refusal::NoClientId)
         );
         let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
             s.handle(&confirm, ll(1), NOW).err(),
-            Some(Ignore::ConfirmWithoutAddresses)
+            Some(Refusal::ConfirmWithoutAddresses)
         );
     }
 
@@ -940,12 +940,12 @@ pub(crate) mod tests {
         }
         assert_eq!(
             s.handle(&deep, relay_addr, NOW).err(),
-            Some(Ignore::RelayTooDeep)
+            Some(Refusal::RelayTooDeep)
         );
         let at_limit = relay(IPXE_SOLICIT, HOP_COUNT_LIMIT, None);
         assert_eq!(
             s.handle(&at_limit, relay_addr, NOW).err(),
-            Some(Ignore::RelayTooDeep)
+            Some(Refusal::RelayTooDeep)
         );
     }
 

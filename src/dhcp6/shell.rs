@@ -3,7 +3,7 @@
 //! persists each reply's lease changes through the group-commit [`Writer`] and only then
 //! sends the reply, so a lease a client was told about survives a crash.
 
-use super::server::{Ignore, Reply, Server, hex};
+use super::server::{Refusal, Reply, Server, hex};
 use super::wire::{ALL_SERVERS_AND_RELAYS, CLIENT_PORT, MessageType, SERVER_PORT, duid};
 use crate::config::Ipv6;
 use crate::metrics::{Dhcp6Metrics, inc};
@@ -155,7 +155,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
     }
 }
 
-fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
+fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Refusal) {
     tracing::debug!(%from, reason = why.as_str(), "DHCPv6 ignored: {why}");
     inc(&metrics.ignored, "reason", why.as_str());
 }

@@ -59,7 +59,7 @@ pub fn advert(cfg: &Ipv6, mac: Option<[u8; 6]>) -> RouterAdvert {
 
 /// Why a received packet changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignore {
+pub enum Refusal {
     Parse(ParseError),
     /// Hop limit other than 255: it crossed a router, or was forged off-link.
     HopLimit(u8),
@@ -69,24 +69,26 @@ pub enum Ignore {
     UnspecifiedWithLinkLayer,
 }
 
-impl Ignore {
+impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
-            Ignore::Parse(e) => e.as_str(),
-            Ignore::HopLimit(_) => "hop_limit",
-            Ignore::NotLinkLocal => "not_link_local",
-            Ignore::UnspecifiedWithLinkLayer => "unspecified_with_link_layer",
+            Refusal::Parse(e) => e.as_str(),
+            Refusal::HopLimit(_) => "hop_limit",
+            Refusal::NotLinkLocal => "not_link_local",
+            Refusal::UnspecifiedWithLinkLayer => "unspecified_with_link_layer",
         }
     }
 }
 
-impl std::fmt::Display for Ignore {
+impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Ignore::Parse(e) => write!(f, "malformed: {}", e.as_str()),
-            Ignore::HopLimit(h) => write!(f, "hop limit {h}, not {HOP_LIMIT}"),
-            Ignore::NotLinkLocal => write!(f, "router advertisement from a non-link-local address"),
-            Ignore::UnspecifiedWithLinkLayer => {
+            Refusal::Parse(e) => write!(f, "malformed: {}", e.as_str()),
+            Refusal::HopLimit(h) => write!(f, "hop limit {h}, not {HOP_LIMIT}"),
+            Refusal::NotLinkLocal => {
+                write!(f, "router advertisement from a non-link-local address")
+            }
+            Refusal::UnspecifiedWithLinkLayer => {
                 write!(f, "solicitation from :: with a link-layer address")
             }
         }
@@ -191,15 +193,15 @@ impl Sender {
         hop_limit: u8,
         now: Instant,
         random: f64,
-    ) -> Result<Handled, Ignore> {
-        let msg = Message::parse(packet).map_err(Ignore::Parse)?;
+    ) -> Result<Handled, Refusal> {
+        let msg = Message::parse(packet).map_err(Refusal::Parse)?;
         if hop_limit != HOP_LIMIT {
-            return Err(Ignore::HopLimit(hop_limit));
+            return Err(Refusal::HopLimit(hop_limit));
         }
         match msg {
             Message::RouterSolicit { source_ll } => {
                 if from.is_unspecified() && source_ll.is_some() {
-                    return Err(Ignore::UnspecifiedWithLinkLayer);
+                    return Err(Refusal::UnspecifiedWithLinkLayer);
                 }
                 let delay = MAX_RA_DELAY_TIME.mul_f64(random.clamp(0.0, 1.0));
                 let at = match self.last_sent {
@@ -226,7 +228,7 @@ impl Sender {
             }
             Message::RouterAdvert(ra) => {
                 if !from.is_unicast_link_local() {
-                    return Err(Ignore::NotLinkLocal);
+                    return Err(Refusal::NotLinkLocal);
                 }
                 let agrees = ra.managed == self.advert.managed && ra.other == self.advert.other;
                 if agrees || self.warned.contains(&from) {
@@ -334,10 +336,10 @@ mod tests {
     fn only_hop_limit_255_and_valid_sources_count() {
         let mut s = Sender::new(lab_advert(), Instant::now());
         let now = Instant::now();
-        assert_eq!(s.handle(RS, PEER, 64, now, 0.0), Err(Ignore::HopLimit(64)));
+        assert_eq!(s.handle(RS, PEER, 64, now, 0.0), Err(Refusal::HopLimit(64)));
         assert_eq!(
             s.handle(IPXE_RS, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
-            Err(Ignore::UnspecifiedWithLinkLayer)
+            Err(Refusal::UnspecifiedWithLinkLayer)
         );
         // OVMF solicits before it has an address, from :: and without a link-layer address.
         assert!(matches!(
@@ -347,7 +349,7 @@ mod tests {
         let ra = lab_advert().emit();
         assert_eq!(
             s.handle(&ra, "fd00:1::9".parse().unwrap(), 255, now, 0.0),
-            Err(Ignore::NotLinkLocal)
+            Err(Refusal::NotLinkLocal)
         );
     }
 

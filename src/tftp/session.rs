@@ -68,7 +68,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Label for metrics and logs.
-    pub fn reason(&self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Complete => "complete",
             Outcome::ClientError { .. } => "client_error",

@@ -197,9 +197,9 @@ fn admit(
 }
 
 fn refuse(shared: &Shared, r: Refusal, peer: SocketAddr) {
-    debug!(%peer, reason = r.reason(), "tftp: request refused");
-    shared.metrics.error(r.reason());
-    shared.stage(peer, "refused", r.reason().to_string());
+    debug!(%peer, reason = r.as_str(), "tftp: request refused");
+    shared.metrics.error(r.as_str());
+    shared.stage(peer, "refused", r.as_str().to_string());
 }
 
 /// One admitted read request.
@@ -305,9 +305,9 @@ impl Transfer {
         };
         let m = &shared.metrics;
         m.sent(family(self.peer), s.bytes_sent(), s.retransmits());
-        m.transfer(family(self.peer), outcome.reason());
+        m.transfer(family(self.peer), outcome.as_str());
         if outcome != session::Outcome::Complete {
-            m.error(outcome.reason());
+            m.error(outcome.as_str());
         }
         let file = self
             .path
@@ -327,9 +327,9 @@ impl Transfer {
                 "ended",
                 format!("{file} aborted by the client (error {code})"),
             ),
-            _ => shared.stage(self.peer, "ended", format!("{file} {}", outcome.reason())),
+            _ => shared.stage(self.peer, "ended", format!("{file} {}", outcome.as_str())),
         }
-        info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.reason(),
+        info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.as_str(),
             detail = ?outcome, bytes = s.bytes_sent(), retransmits = s.retransmits(),
             blksize = s.blksize(), windowsize = s.windowsize(),
             ms = started.elapsed().as_millis() as u64, "tftp: transfer ended");
