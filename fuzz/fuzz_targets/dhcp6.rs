@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     for (delta, datagram) in records(data) {
         now += u64::from(delta);
         let from = if delta & 1 == 1 { RELAY } else { CLIENT6 };
-        let Ok(reply) = server.handle(datagram, from, now) else {
+        let Ok(reply) = server.handle(now, datagram, from) else {
             continue;
         };
         for a in &reply.addrs {

@@ -310,7 +310,7 @@ impl Server {
         let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let addr = self
             .leases
-            .choose(client, p.requested_ip(), now)
+            .choose(now, client, p.requested_ip())
             .ok_or(Refusal::PoolExhausted)?;
         let still_bound = self
             .held(addr, client)
@@ -351,7 +351,7 @@ impl Server {
             None => {
                 let w = wanted.ok_or(Refusal::NoAddressRequested)?;
                 Some(w).filter(|&w| {
-                    self.cfg.subnet.contains(&w) && self.leases.available(w, client, now)
+                    self.cfg.subnet.contains(&w) && self.leases.available(now, w, client)
                 })
             }
         };
@@ -874,7 +874,7 @@ mod tests {
             s.leases().get(offer).map(|l| l.state),
             Some(LeaseState::Released)
         );
-        assert!(s.leases().available(offer, b"\x01other", NOW));
+        assert!(s.leases().available(NOW, offer, b"\x01other"));
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Server {
     }
 
     /// Handles one datagram from `from` (the client's or relay's address) at Unix `now`.
-    pub fn handle(&mut self, datagram: &[u8], from: Ipv6Addr, now: u64) -> Result<Reply, Refusal> {
+    pub fn handle(&mut self, now: u64, datagram: &[u8], from: Ipv6Addr) -> Result<Reply, Refusal> {
         let (msg, relays) = unwrap_relays(datagram)?;
         let link = match relays.last() {
             Some(r) => r
@@ -152,7 +152,7 @@ impl Server {
                 .map_or_else(|| eui64_mac(r.peer_address), <[u8]>::to_vec),
             None => eui64_mac(from),
         };
-        let inner = self.answer(&msg, &link, now)?;
+        let inner = self.answer(now, &msg, &link)?;
         let mut bytes = inner.bytes;
         for r in relays.iter().rev() {
             let mut out = Vec::with_capacity(bytes.len() + 64);
@@ -170,7 +170,7 @@ impl Server {
         })
     }
 
-    fn answer(&mut self, msg: &Message, link: &[u8], now: u64) -> Result<Reply, Refusal> {
+    fn answer(&mut self, now: u64, msg: &Message, link: &[u8]) -> Result<Reply, Refusal> {
         use MessageType::*;
         let t = msg.msg_type;
         if matches!(t, Advertise | Reply | Reconfigure) {
@@ -253,11 +253,11 @@ impl Server {
                     } else {
                         LeaseState::Bound
                     };
-                    let (addr, change) = self.assign(&mut w, ia, &id, state, now);
+                    let (addr, change) = self.assign(now, &mut w, ia, &id, state);
                     addrs.extend(addr);
                     changes.extend(change);
                 }
-                Release | Decline => changes.extend(self.give_back(ia, &id, t, now)),
+                Release | Decline => changes.extend(self.give_back(now, ia, &id, t)),
                 _ => {}
             }
         }
@@ -311,15 +311,15 @@ impl Server {
     /// go back with zero lifetimes, so it stops using them.
     fn assign(
         &mut self,
+        now: u64,
         w: &mut MessageWriter,
         ia: &IaNa,
         id: &Identity,
         state: LeaseState,
-        now: u64,
     ) -> (Option<Ipv6Addr>, Option<Change>) {
         let held = self.leases.of(id).cloned();
         if held.is_none()
-            && let Some(other) = self.leases.same_duid_elsewhere(id, now)
+            && let Some(other) = self.leases.same_duid_elsewhere(now, id)
         {
             let what = if id.duid.starts_with(&duid::UUID.to_be_bytes()) {
                 "duplicate SMBIOS UUID"
@@ -335,7 +335,7 @@ impl Server {
             );
         }
         let lt = self.cfg.lease_time;
-        let Some(addr) = self.leases.pick(id, ia.addresses().next(), now) else {
+        let Some(addr) = self.leases.pick(now, id, ia.addresses().next()) else {
             let at = w.ia_na(ia.iaid, 0, 0);
             w.status(Status::NoAddrsAvail, "pool exhausted");
             w.close(at);
@@ -371,7 +371,7 @@ impl Server {
     }
 
     /// Release or Decline: the addresses of `ia` that `id` holds.
-    fn give_back(&mut self, ia: &IaNa, id: &Identity, t: MessageType, now: u64) -> Vec<Change> {
+    fn give_back(&mut self, now: u64, ia: &IaNa, id: &Identity, t: MessageType) -> Vec<Change> {
         let Some(held) = self.leases.of(id).cloned() else {
             return Vec::new();
         };
@@ -578,7 +578,7 @@ pub(crate) mod tests {
     #[test]
     fn ipxe_solicit_and_request_get_the_script_url() {
         let mut s = server_with(DNSMASQ_BIOS, Vec::new());
-        let r = s.handle(IPXE_SOLICIT, ll(0x56), NOW).unwrap();
+        let r = s.handle(NOW, IPXE_SOLICIT, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Advertise);
         assert_eq!(m.xid(), [0x4b, 0x2b, 0xa8]);
@@ -610,7 +610,7 @@ pub(crate) mod tests {
 
         // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
         // gets the one advertised here, and the other with zero lifetimes.
-        let r = s.handle(IPXE_REQUEST, ll(0x56), NOW + 1).unwrap();
+        let r = s.handle(NOW + 1, IPXE_REQUEST, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(m.opts().get(v6::OptionCode::Preference), None);
@@ -657,24 +657,24 @@ pub(crate) mod tests {
         ];
         let mut s = server_with(DNSMASQ_OVMF, stored);
         let from = ll(0x58);
-        let first = decode(&s.handle(OVMF_SOLICIT_LLT, from, NOW).unwrap());
+        let first = decode(&s.handle(NOW, OVMF_SOLICIT_LLT, from).unwrap());
         assert_eq!(
             ia_addr(&first).map(|a| a.0),
             Some("fd00:1::1f5".parse().unwrap())
         );
         assert_eq!(url(&first), None);
-        let r = s.handle(OVMF_REQUEST_LLT, from, NOW).unwrap();
+        let r = s.handle(NOW, OVMF_REQUEST_LLT, from).unwrap();
         assert_eq!(r.client, Client::Os);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Bound));
         assert_eq!(url(&decode(&r)), None);
 
-        let pxe = decode(&s.handle(OVMF_SOLICIT_PXE, from, NOW).unwrap());
+        let pxe = decode(&s.handle(NOW, OVMF_SOLICIT_PXE, from).unwrap());
         assert_eq!(
             ia_addr(&pxe).map(|a| a.0),
             Some("fd00:1::1fd".parse().unwrap())
         );
         assert_eq!(url(&pxe).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
-        let r = s.handle(OVMF_REQUEST_PXE, from, NOW).unwrap();
+        let r = s.handle(NOW, OVMF_REQUEST_PXE, from).unwrap();
         assert!(matches!(r.client, Client::Firmware { .. }));
         assert_eq!(
             ia_addr(&decode(&r)),
@@ -685,7 +685,7 @@ pub(crate) mod tests {
             Some("tftp://[fd00:1::1]/snponly.efi")
         );
 
-        let r = s.handle(OVMF_RELEASE, from, NOW).unwrap();
+        let r = s.handle(NOW, OVMF_RELEASE, from).unwrap();
         let [Change::Lease6(l)] = &r.changes[..] else {
             panic!("one lease change")
         };
@@ -698,7 +698,7 @@ pub(crate) mod tests {
 
     #[test]
     fn http_boot_gets_the_efi_url_and_the_vendor_class_echo() {
-        let r = server().handle(HTTP_SOLICIT, ll(0x58), NOW).unwrap();
+        let r = server().handle(NOW, HTTP_SOLICIT, ll(0x58)).unwrap();
         let m = decode(&r);
         assert_eq!(
             url(&m).as_deref(),
@@ -712,7 +712,7 @@ pub(crate) mod tests {
     fn os_client_gets_address_and_dns_only() {
         let mut s = server_with(DNSMASQ_DHCLIENT, Vec::new());
         for fixture in [DHCLIENT_SOLICIT, DHCLIENT_REQUEST] {
-            let r = s.handle(fixture, DHCLIENT_LL, NOW).unwrap();
+            let r = s.handle(NOW, fixture, DHCLIENT_LL).unwrap();
             let m = decode(&r);
             assert!(ia_addr(&m).is_some());
             assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
@@ -726,16 +726,16 @@ pub(crate) mod tests {
         let mut s = server();
         let mut got = Vec::new();
         for mac_last in [0x56, 0x60] {
-            let r = s.handle(IPXE_SOLICIT, ll(mac_last), NOW).unwrap();
+            let r = s.handle(NOW, IPXE_SOLICIT, ll(mac_last)).unwrap();
             let (a, _) = ia_addr(&decode(&r)).unwrap();
             let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, a);
-            let r = s.handle(&req, ll(mac_last), NOW).unwrap();
+            let r = s.handle(NOW, &req, ll(mac_last)).unwrap();
             got.push(ia_addr(&decode(&r)).unwrap().0);
         }
         assert_ne!(got[0], got[1]);
         // The second machine asking for the first one's address does not get it.
         let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, got[0]);
-        let r = s.handle(&req, ll(0x60), NOW).unwrap();
+        let r = s.handle(NOW, &req, ll(0x60)).unwrap();
         assert_eq!(ia_addrs(&decode(&r)), [(got[1], 3600), (got[0], 0)]);
     }
 
@@ -746,7 +746,7 @@ pub(crate) mod tests {
             MessageType::Solicit,
             &[option(opt::RAPID_COMMIT, &[])],
         );
-        let r = server().handle(&solicit, ll(0x56), NOW).unwrap();
+        let r = server().handle(NOW, &solicit, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert!(m.opts().get(v6::OptionCode::RapidCommit).is_some());
@@ -756,7 +756,7 @@ pub(crate) mod tests {
     #[test]
     fn renew_rebind_release_decline_confirm() {
         let mut s = server();
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW).unwrap();
+        let r = s.handle(NOW, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         let (a, _) = ia_addr(&decode(&r)).unwrap();
         let iaid = DHCLIENT_IAID;
         for t in [
@@ -766,9 +766,9 @@ pub(crate) mod tests {
         ] {
             let r = s
                 .handle(
+                    NOW + 10,
                     &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
                     DHCLIENT_LL,
-                    NOW + 10,
                 )
                 .unwrap();
             assert_eq!(ia_addr(&decode(&r)), Some((a, 3600)), "{t:?}");
@@ -779,7 +779,7 @@ pub(crate) mod tests {
             MessageType::Confirm,
             &[],
         );
-        let m = decode(&s.handle(&confirm, DHCLIENT_LL, NOW).unwrap());
+        let m = decode(&s.handle(NOW, &confirm, DHCLIENT_LL).unwrap());
         assert_eq!(status(&m), Some(v6::Status::Success));
         let elsewhere = follow_up(
             DHCLIENT_SOLICIT,
@@ -789,9 +789,9 @@ pub(crate) mod tests {
         );
         let m = decode(
             &s.handle(
+                NOW,
                 &rewrite(&elsewhere, MessageType::Confirm, &[]),
                 DHCLIENT_LL,
-                NOW,
             )
             .unwrap(),
         );
@@ -799,33 +799,33 @@ pub(crate) mod tests {
 
         let r = s
             .handle(
+                NOW + 20,
                 &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
                 DHCLIENT_LL,
-                NOW + 20,
             )
             .unwrap();
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Released));
         // A released address comes back to the same client.
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 30).unwrap();
+        let r = s.handle(NOW + 30, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_eq!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
         let r = s
             .handle(
+                NOW + 40,
                 &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
                 DHCLIENT_LL,
-                NOW + 40,
             )
             .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Declined && l.duid.is_empty())
         );
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 50).unwrap();
+        let r = s.handle(NOW + 50, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_ne!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
     }
 
     #[test]
     fn information_request_gets_the_url_but_no_address() {
         let info = rewrite(IPXE_SOLICIT, MessageType::InformationRequest, &[]);
-        let r = server().handle(&info, ll(0x56), NOW).unwrap();
+        let r = server().handle(NOW, &info, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(ia_addr(&m), None);
@@ -846,38 +846,38 @@ pub(crate) mod tests {
             &[option(opt::SERVERID, &SERVER_DUID)],
         );
         assert_eq!(
-            s.handle(&with_sid, ll(1), NOW).err(),
+            s.handle(NOW, &with_sid, ll(1)).err(),
             Some(Refusal::UnexpectedServerId)
         );
         let mut other = follow_up(IPXE_SOLICIT, MessageType::Request, 1, a);
         let n = other.len();
         other[n - 1] ^= 0xff;
         assert_eq!(
-            s.handle(&other, ll(1), NOW).err(),
+            s.handle(NOW, &other, ll(1)).err(),
             Some(Refusal::OtherServer)
         );
         let no_sid = follow_up(IPXE_SOLICIT, MessageType::Rebind, 1, a);
         assert_eq!(
-            s.handle(&rewrite(&no_sid, MessageType::Renew, &[]), ll(1), NOW)
+            s.handle(NOW, &rewrite(&no_sid, MessageType::Renew, &[]), ll(1))
                 .err(),
             Some(Refusal::MissingServerId)
         );
         assert_eq!(
             s.handle(
+                NOW,
                 &rewrite(IPXE_SOLICIT, MessageType::Advertise, &[]),
-                ll(1),
-                NOW
+                ll(1)
             )
             .err(),
             Some(Refusal::FromServer(MessageType::Advertise))
         );
         assert_eq!(
-            s.handle(&[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1), NOW).err(),
+            s.handle(NOW, &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1)).err(),
             Some(Refusal::NoClientId)
         );
         let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
-            s.handle(&confirm, ll(1), NOW).err(),
+            s.handle(NOW, &confirm, ll(1)).err(),
             Some(Refusal::ConfirmWithoutAddresses)
         );
     }
@@ -904,7 +904,7 @@ pub(crate) mod tests {
         let relay_addr: Ipv6Addr = "fd00:1::2".parse().unwrap();
         let once = relay(IPXE_SOLICIT, 0, Some([2, 0, 0, 0, 0, 0x70]));
         let twice = relay(&once, 1, None);
-        let r = s.handle(&twice, relay_addr, NOW).unwrap();
+        let r = s.handle(NOW, &twice, relay_addr).unwrap();
         assert!(r.relayed);
         // dhcproto decodes every Relay Message option as a relay message, so the relay
         // layers are walked here by hand and only the innermost reply goes to dhcproto.
@@ -927,7 +927,7 @@ pub(crate) mod tests {
         let (offered, _) = ia_addr(&adv).expect("an address advertised");
         let request = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, offered);
         let once = relay(&request, 0, Some([2, 0, 0, 0, 0, 0x70]));
-        let r = s.handle(&relay(&once, 1, None), relay_addr, NOW).unwrap();
+        let r = s.handle(NOW, &relay(&once, 1, None), relay_addr).unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.addr == offered && l.link == [2, 0, 0, 0, 0, 0x70]),
             "{:?}",
@@ -939,12 +939,12 @@ pub(crate) mod tests {
             deep = relay(&deep, hop.min(HOP_COUNT_LIMIT - 1), None);
         }
         assert_eq!(
-            s.handle(&deep, relay_addr, NOW).err(),
+            s.handle(NOW, &deep, relay_addr).err(),
             Some(Refusal::RelayTooDeep)
         );
         let at_limit = relay(IPXE_SOLICIT, HOP_COUNT_LIMIT, None);
         assert_eq!(
-            s.handle(&at_limit, relay_addr, NOW).err(),
+            s.handle(NOW, &at_limit, relay_addr).err(),
             Some(Refusal::RelayTooDeep)
         );
     }
@@ -962,14 +962,14 @@ pub(crate) mod tests {
             which in 0usize..4,
         ) {
             let mut s = server();
-            let _ = s.handle(&junk, ll(1), NOW);
+            let _ = s.handle(NOW, &junk, ll(1));
             let mut b = [IPXE_SOLICIT, IPXE_REQUEST, OVMF_SOLICIT_PXE, DHCLIENT_REQUEST][which].to_vec();
             for (at, v) in edits {
                 let n = b.len();
                 b[at % n] = v;
             }
-            let _ = s.handle(&b, ll(1), NOW);
-            let _ = s.handle(&relay(&b, 0, None), ll(1), NOW);
+            let _ = s.handle(NOW, &b, ll(1));
+            let _ = s.handle(NOW, &relay(&b, 0, None), ll(1));
         }
 
         /// Machines sharing one DUID-UUID and IAID on different links come and go; by
@@ -990,7 +990,7 @@ pub(crate) mod tests {
                     Some(&a) if t != MessageType::Solicit => follow_up(IPXE_SOLICIT, t, IPXE_IAID, a),
                     _ => IPXE_SOLICIT.to_vec(),
                 };
-                let Ok(r) = s.handle(&msg, ll(mac), now) else { continue };
+                let Ok(r) = s.handle(now, &msg, ll(mac)) else { continue };
                 for c in r.changes {
                     let Change::Lease6(l) = c else { continue };
                     if matches!(l.state, LeaseState::Offered | LeaseState::Bound) {

@@ -135,7 +135,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
                         .and_then(|&t| MessageType::from_u8(t))
                         .map_or("unknown", MessageType::as_str);
                     inc(&ctx.metrics.received, "type", message);
-                    match server.handle(bytes, *from.ip(), unix_now()) {
+                    match server.handle(unix_now(), bytes, *from.ip()) {
                         Ok(reply) if reply.changes.is_empty() => {
                             send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
                         }

@@ -249,7 +249,7 @@ impl Transfer {
             max_retries: shared.cfg.max_retries,
         };
         let started = Instant::now();
-        let mut s = Session::new(&self.options, source.len(), &limits, started);
+        let mut s = Session::new(started, &self.options, source.len(), &limits);
         debug!(peer = %self.peer, file = %self.path.display(), blksize = s.blksize(),
             windowsize = s.windowsize(), "tftp: transfer starts");
         let mut batch = Batch::new(DATA_HEADER_LEN + s.blksize());
@@ -291,7 +291,7 @@ impl Transfer {
                 r = sock.recv_from(&mut inbuf) => {
                     let (n, from) = r?;
                     if from.ip() == self.peer.ip() && from.port() == self.peer.port() {
-                        s.handle(&inbuf[..n], Instant::now());
+                        s.handle(Instant::now(), &inbuf[..n]);
                     } else {
                         // RFC 1350: a stranger gets ERROR 5, the transfer goes on.
                         let _ = sock.try_send_to(&wire::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"), from);
