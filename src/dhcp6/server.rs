@@ -317,7 +317,7 @@ impl Server {
         id: &Identity,
         state: LeaseState,
     ) -> (Option<Ipv6Addr>, Option<Change>) {
-        let held = self.leases.of(id).cloned();
+        let held = self.leases.of_client(id).cloned();
         if held.is_none()
             && let Some(other) = self.leases.same_duid_elsewhere(now, id)
         {
@@ -335,7 +335,7 @@ impl Server {
             );
         }
         let lt = self.cfg.lease_time;
-        let Some(addr) = self.leases.pick(now, id, ia.addresses().next()) else {
+        let Some(addr) = self.leases.choose(now, id, ia.addresses().next()) else {
             let at = w.ia_na(ia.iaid, 0, 0);
             w.status(Status::NoAddrsAvail, "pool exhausted");
             w.close(at);
@@ -351,7 +351,7 @@ impl Server {
         let change = (!keep)
             .then(|| {
                 let hold = if offer { OFFER_HOLD } else { u64::from(lt) };
-                self.leases.set(Lease6 {
+                self.leases.put(Lease6 {
                     addr,
                     duid: id.duid.clone(),
                     iaid: id.iaid,
@@ -372,7 +372,7 @@ impl Server {
 
     /// Release or Decline: the addresses of `ia` that `id` holds.
     fn give_back(&mut self, now: u64, ia: &IaNa, id: &Identity, t: MessageType) -> Vec<Change> {
-        let Some(held) = self.leases.of(id).cloned() else {
+        let Some(held) = self.leases.of_client(id).cloned() else {
             return Vec::new();
         };
         if !ia.addresses().any(|a| a == held.addr) {
@@ -395,7 +395,7 @@ impl Server {
                 ..held
             }
         };
-        vec![self.leases.set(lease)]
+        vec![self.leases.put(lease)]
     }
 }
 
