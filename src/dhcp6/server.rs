@@ -1,6 +1,7 @@
-//! The DHCPv6 server core (RFC 8415), sans-IO: a datagram, its source address and the
-//! time go in; a [`Reply`] (bytes plus the lease changes to persist first) or an
-//! [`Refusal`] reason comes out. No sockets, no clock, no globals.
+//! The DHCPv6 server core (RFC 8415), sans-IO: the time, the interface's address, a
+//! datagram and its source go in; an [`Outcome`] comes out: a [`Reply`] (bytes, where they
+//! go, and the lease changes to persist first) or the [`Refusal`] that explains the
+//! silence. No sockets, no clock, no globals.
 //!
 //! What a client gets besides its address is the policy's call ([`Policy::dhcp6`]); this
 //! module only applies it. Relay-forward messages are unwrapped (at most
@@ -8,14 +9,14 @@
 
 use super::leases::{Identity, Leases};
 use super::wire::{
-    HOP_COUNT_LIMIT, IaNa, Message, MessageType, MessageWriter, Packet, ParseError, Relay, Status,
-    duid, opt,
+    CLIENT_PORT, HOP_COUNT_LIMIT, IaNa, Message, MessageType, MessageWriter, Packet, ParseError,
+    Relay, Status, duid, opt,
 };
 use crate::config::Ipv6;
 use crate::policy::{self, Client, Hints, NoBootUrl, Policy};
 use crate::store::{Change, Lease6, LeaseState};
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::sync::Arc;
 
 /// Seconds an advertised address is held for the client's Request.
@@ -41,6 +42,9 @@ pub enum Refusal {
     OtherServer,
     /// A Confirm with no address to confirm gets no reply (RFC 8415 §18.3.3).
     ConfirmWithoutAddresses,
+    /// The interface has no address to put in boot URLs (yet): answering without one
+    /// would hand out URLs that lead nowhere.
+    NoAddress,
 }
 
 impl Refusal {
@@ -55,6 +59,7 @@ impl Refusal {
             Refusal::UnexpectedServerId => "unexpected_server_id",
             Refusal::OtherServer => "other_server",
             Refusal::ConfirmWithoutAddresses => "confirm_without_addresses",
+            Refusal::NoAddress => "no_address_on_interface",
         }
     }
 }
@@ -75,17 +80,25 @@ impl fmt::Display for Refusal {
             }
             Refusal::OtherServer => write!(f, "meant for another server"),
             Refusal::ConfirmWithoutAddresses => write!(f, "Confirm without addresses"),
+            Refusal::NoAddress => write!(f, "the interface has no IPv6 address for boot URLs"),
         }
     }
+}
+
+/// Where a reply goes: decided here, so the shell only sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Straight to the client: the address (and scope) it sent from, port 546.
+    Client(SocketAddrV6),
+    /// Back through the relay it came by, to the address and port the relay sent from.
+    Relay(SocketAddrV6),
 }
 
 /// A reply to send once `changes` are durable.
 #[derive(Debug)]
 pub struct Reply {
     pub bytes: Vec<u8>,
-    /// Through a relay: goes back to the relay's address and port. Otherwise to the
-    /// client's address and port 546.
-    pub relayed: bool,
+    pub dest: Destination,
     pub changes: Vec<Change>,
     /// What is answered, for logs and metrics.
     pub answered: MessageType,
@@ -99,12 +112,19 @@ pub struct Reply {
     pub identity: Option<(Vec<u8>, u32)>,
 }
 
+/// The decision for one datagram.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The datagram's message type (its outermost, so Relay-forward for a relayed one),
+    /// when it names one: what the shell counts as received.
+    pub request: Option<MessageType>,
+    pub result: Result<Reply, Refusal>,
+}
+
 pub struct Server {
     cfg: Ipv6,
     policy: Arc<Policy>,
     duid: Vec<u8>,
-    /// This server's address on the link: TFTP URLs and unspecified HTTP listeners use it.
-    address: Ipv6Addr,
     leases: Leases,
 }
 
@@ -124,35 +144,58 @@ pub(crate) fn hex(b: &[u8]) -> String {
 }
 
 impl Server {
-    pub fn new(
-        cfg: Ipv6,
-        policy: Arc<Policy>,
-        duid: Vec<u8>,
-        address: Ipv6Addr,
-        stored: Vec<Lease6>,
-    ) -> Server {
+    pub fn new(cfg: Ipv6, policy: Arc<Policy>, duid: Vec<u8>, stored: Vec<Lease6>) -> Server {
         let leases = Leases::new(cfg.pool, stored);
         Server {
             cfg,
             policy,
             duid,
-            address,
             leases,
         }
     }
 
-    /// Handles one datagram from `from` (the client's or relay's address) at Unix `now`.
-    pub fn handle(&mut self, now: u64, datagram: &[u8], from: Ipv6Addr) -> Result<Reply, Refusal> {
+    /// Decides one datagram from `from` (the client or a relay) at Unix time `now`, on an
+    /// interface whose address for boot URLs is `local` (unspecified when it has none).
+    pub fn handle(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        datagram: &[u8],
+        from: SocketAddrV6,
+    ) -> Outcome {
+        Outcome {
+            request: datagram.first().copied().and_then(MessageType::from_u8),
+            result: self.decide(now, local, datagram, from),
+        }
+    }
+
+    fn decide(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        datagram: &[u8],
+        from: SocketAddrV6,
+    ) -> Result<Reply, Refusal> {
         let (msg, relays) = unwrap_relays(datagram)?;
+        if local.is_unspecified() {
+            return Err(Refusal::NoAddress);
+        }
+        let dest = if relays.is_empty() {
+            let mut to = from;
+            to.set_port(CLIENT_PORT);
+            Destination::Client(to)
+        } else {
+            Destination::Relay(from)
+        };
         let link = match relays.last() {
             Some(r) => r
                 .options
                 .get(opt::CLIENT_LINKLAYER_ADDR)
                 .and_then(super::wire::ethernet_linklayer)
                 .map_or_else(|| eui64_mac(r.peer_address), <[u8]>::to_vec),
-            None => eui64_mac(from),
+            None => eui64_mac(*from.ip()),
         };
-        let inner = self.answer(now, &msg, &link)?;
+        let inner = self.answer(now, local, &msg, &link, dest)?;
         let mut bytes = inner.bytes;
         for r in relays.iter().rev() {
             let mut out = Vec::with_capacity(bytes.len() + 64);
@@ -163,14 +206,17 @@ impl Server {
             w.option(opt::RELAY_MSG, &bytes);
             bytes = out;
         }
-        Ok(Reply {
-            bytes,
-            relayed: !relays.is_empty(),
-            ..inner
-        })
+        Ok(Reply { bytes, ..inner })
     }
 
-    fn answer(&mut self, now: u64, msg: &Message, link: &[u8]) -> Result<Reply, Refusal> {
+    fn answer(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        msg: &Message,
+        link: &[u8],
+        dest: Destination,
+    ) -> Result<Reply, Refusal> {
         use MessageType::*;
         let t = msg.msg_type;
         if matches!(t, Advertise | Reply | Reconfigure) {
@@ -215,7 +261,7 @@ impl Server {
                 .and_then(|v| super::wire::u16s(v).next()),
             ipxe_options: false,
         };
-        let boot = self.policy.dhcp6(&hints, self.address);
+        let boot = self.policy.dhcp6(&hints, local);
 
         let rapid = t == Solicit && msg.options.get(opt::RAPID_COMMIT).is_some();
         let out_type = if t == Solicit && !rapid {
@@ -282,7 +328,7 @@ impl Server {
         });
         Ok(self::Reply {
             bytes,
-            relayed: false,
+            dest,
             identity,
             changes,
             answered: t,
@@ -449,13 +495,12 @@ pub(crate) mod tests {
         )
         .unwrap();
         let policy = Arc::new(Policy::new(&cfg));
-        Server::new(
-            cfg.ipv6.unwrap(),
-            policy,
-            duid.to_vec(),
-            SERVER_ADDR,
-            stored,
-        )
+        Server::new(cfg.ipv6.unwrap(), policy, duid.to_vec(), stored)
+    }
+
+    /// A client's source address: `a`, port 546.
+    fn sent_from(a: Ipv6Addr) -> SocketAddrV6 {
+        SocketAddrV6::new(a, CLIENT_PORT, 0, 0)
     }
 
     /// The EUI-64 link-local address of MAC 52:54:00:12:34:<last>.
@@ -578,7 +623,10 @@ pub(crate) mod tests {
     #[test]
     fn ipxe_solicit_and_request_get_the_script_url() {
         let mut s = server_with(DNSMASQ_BIOS, Vec::new());
-        let r = s.handle(NOW, IPXE_SOLICIT, ll(0x56)).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, IPXE_SOLICIT, sent_from(ll(0x56)))
+            .result
+            .unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Advertise);
         assert_eq!(m.xid(), [0x4b, 0x2b, 0xa8]);
@@ -610,7 +658,10 @@ pub(crate) mod tests {
 
         // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
         // gets the one advertised here, and the other with zero lifetimes.
-        let r = s.handle(NOW + 1, IPXE_REQUEST, ll(0x56)).unwrap();
+        let r = s
+            .handle(NOW + 1, SERVER_ADDR, IPXE_REQUEST, sent_from(ll(0x56)))
+            .result
+            .unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(m.opts().get(v6::OptionCode::Preference), None);
@@ -657,24 +708,38 @@ pub(crate) mod tests {
         ];
         let mut s = server_with(DNSMASQ_OVMF, stored);
         let from = ll(0x58);
-        let first = decode(&s.handle(NOW, OVMF_SOLICIT_LLT, from).unwrap());
+        let first = decode(
+            &s.handle(NOW, SERVER_ADDR, OVMF_SOLICIT_LLT, sent_from(from))
+                .result
+                .unwrap(),
+        );
         assert_eq!(
             ia_addr(&first).map(|a| a.0),
             Some("fd00:1::1f5".parse().unwrap())
         );
         assert_eq!(url(&first), None);
-        let r = s.handle(NOW, OVMF_REQUEST_LLT, from).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, OVMF_REQUEST_LLT, sent_from(from))
+            .result
+            .unwrap();
         assert_eq!(r.client, Client::Os);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Bound));
         assert_eq!(url(&decode(&r)), None);
 
-        let pxe = decode(&s.handle(NOW, OVMF_SOLICIT_PXE, from).unwrap());
+        let pxe = decode(
+            &s.handle(NOW, SERVER_ADDR, OVMF_SOLICIT_PXE, sent_from(from))
+                .result
+                .unwrap(),
+        );
         assert_eq!(
             ia_addr(&pxe).map(|a| a.0),
             Some("fd00:1::1fd".parse().unwrap())
         );
         assert_eq!(url(&pxe).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
-        let r = s.handle(NOW, OVMF_REQUEST_PXE, from).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, OVMF_REQUEST_PXE, sent_from(from))
+            .result
+            .unwrap();
         assert!(matches!(r.client, Client::Firmware { .. }));
         assert_eq!(
             ia_addr(&decode(&r)),
@@ -685,7 +750,10 @@ pub(crate) mod tests {
             Some("tftp://[fd00:1::1]/snponly.efi")
         );
 
-        let r = s.handle(NOW, OVMF_RELEASE, from).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, OVMF_RELEASE, sent_from(from))
+            .result
+            .unwrap();
         let [Change::Lease6(l)] = &r.changes[..] else {
             panic!("one lease change")
         };
@@ -698,7 +766,10 @@ pub(crate) mod tests {
 
     #[test]
     fn http_boot_gets_the_efi_url_and_the_vendor_class_echo() {
-        let r = server().handle(NOW, HTTP_SOLICIT, ll(0x58)).unwrap();
+        let r = server()
+            .handle(NOW, SERVER_ADDR, HTTP_SOLICIT, sent_from(ll(0x58)))
+            .result
+            .unwrap();
         let m = decode(&r);
         assert_eq!(
             url(&m).as_deref(),
@@ -712,7 +783,10 @@ pub(crate) mod tests {
     fn os_client_gets_address_and_dns_only() {
         let mut s = server_with(DNSMASQ_DHCLIENT, Vec::new());
         for fixture in [DHCLIENT_SOLICIT, DHCLIENT_REQUEST] {
-            let r = s.handle(NOW, fixture, DHCLIENT_LL).unwrap();
+            let r = s
+                .handle(NOW, SERVER_ADDR, fixture, sent_from(DHCLIENT_LL))
+                .result
+                .unwrap();
             let m = decode(&r);
             assert!(ia_addr(&m).is_some());
             assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
@@ -726,16 +800,25 @@ pub(crate) mod tests {
         let mut s = server();
         let mut got = Vec::new();
         for mac_last in [0x56, 0x60] {
-            let r = s.handle(NOW, IPXE_SOLICIT, ll(mac_last)).unwrap();
+            let r = s
+                .handle(NOW, SERVER_ADDR, IPXE_SOLICIT, sent_from(ll(mac_last)))
+                .result
+                .unwrap();
             let (a, _) = ia_addr(&decode(&r)).unwrap();
             let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, a);
-            let r = s.handle(NOW, &req, ll(mac_last)).unwrap();
+            let r = s
+                .handle(NOW, SERVER_ADDR, &req, sent_from(ll(mac_last)))
+                .result
+                .unwrap();
             got.push(ia_addr(&decode(&r)).unwrap().0);
         }
         assert_ne!(got[0], got[1]);
         // The second machine asking for the first one's address does not get it.
         let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, got[0]);
-        let r = s.handle(NOW, &req, ll(0x60)).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, &req, sent_from(ll(0x60)))
+            .result
+            .unwrap();
         assert_eq!(ia_addrs(&decode(&r)), [(got[1], 3600), (got[0], 0)]);
     }
 
@@ -746,7 +829,10 @@ pub(crate) mod tests {
             MessageType::Solicit,
             &[option(opt::RAPID_COMMIT, &[])],
         );
-        let r = server().handle(NOW, &solicit, ll(0x56)).unwrap();
+        let r = server()
+            .handle(NOW, SERVER_ADDR, &solicit, sent_from(ll(0x56)))
+            .result
+            .unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert!(m.opts().get(v6::OptionCode::RapidCommit).is_some());
@@ -756,7 +842,10 @@ pub(crate) mod tests {
     #[test]
     fn renew_rebind_release_decline_confirm() {
         let mut s = server();
-        let r = s.handle(NOW, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, DHCLIENT_SOLICIT, sent_from(DHCLIENT_LL))
+            .result
+            .unwrap();
         let (a, _) = ia_addr(&decode(&r)).unwrap();
         let iaid = DHCLIENT_IAID;
         for t in [
@@ -767,9 +856,11 @@ pub(crate) mod tests {
             let r = s
                 .handle(
                     NOW + 10,
+                    SERVER_ADDR,
                     &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
-                    DHCLIENT_LL,
+                    sent_from(DHCLIENT_LL),
                 )
+                .result
                 .unwrap();
             assert_eq!(ia_addr(&decode(&r)), Some((a, 3600)), "{t:?}");
             assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.expires == NOW + 3610));
@@ -779,7 +870,11 @@ pub(crate) mod tests {
             MessageType::Confirm,
             &[],
         );
-        let m = decode(&s.handle(NOW, &confirm, DHCLIENT_LL).unwrap());
+        let m = decode(
+            &s.handle(NOW, SERVER_ADDR, &confirm, sent_from(DHCLIENT_LL))
+                .result
+                .unwrap(),
+        );
         assert_eq!(status(&m), Some(v6::Status::Success));
         let elsewhere = follow_up(
             DHCLIENT_SOLICIT,
@@ -790,9 +885,11 @@ pub(crate) mod tests {
         let m = decode(
             &s.handle(
                 NOW,
+                SERVER_ADDR,
                 &rewrite(&elsewhere, MessageType::Confirm, &[]),
-                DHCLIENT_LL,
+                sent_from(DHCLIENT_LL),
             )
+            .result
             .unwrap(),
         );
         assert_eq!(status(&m), Some(v6::Status::NotOnLink));
@@ -800,32 +897,55 @@ pub(crate) mod tests {
         let r = s
             .handle(
                 NOW + 20,
+                SERVER_ADDR,
                 &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
-                DHCLIENT_LL,
+                sent_from(DHCLIENT_LL),
             )
+            .result
             .unwrap();
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Released));
         // A released address comes back to the same client.
-        let r = s.handle(NOW + 30, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
+        let r = s
+            .handle(
+                NOW + 30,
+                SERVER_ADDR,
+                DHCLIENT_SOLICIT,
+                sent_from(DHCLIENT_LL),
+            )
+            .result
+            .unwrap();
         assert_eq!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
         let r = s
             .handle(
                 NOW + 40,
+                SERVER_ADDR,
                 &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
-                DHCLIENT_LL,
+                sent_from(DHCLIENT_LL),
             )
+            .result
             .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Declined && l.duid.is_empty())
         );
-        let r = s.handle(NOW + 50, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
+        let r = s
+            .handle(
+                NOW + 50,
+                SERVER_ADDR,
+                DHCLIENT_SOLICIT,
+                sent_from(DHCLIENT_LL),
+            )
+            .result
+            .unwrap();
         assert_ne!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
     }
 
     #[test]
     fn information_request_gets_the_url_but_no_address() {
         let info = rewrite(IPXE_SOLICIT, MessageType::InformationRequest, &[]);
-        let r = server().handle(NOW, &info, ll(0x56)).unwrap();
+        let r = server()
+            .handle(NOW, SERVER_ADDR, &info, sent_from(ll(0x56)))
+            .result
+            .unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(ia_addr(&m), None);
@@ -846,38 +966,59 @@ pub(crate) mod tests {
             &[option(opt::SERVERID, &SERVER_DUID)],
         );
         assert_eq!(
-            s.handle(NOW, &with_sid, ll(1)).err(),
+            s.handle(NOW, SERVER_ADDR, &with_sid, sent_from(ll(1)))
+                .result
+                .err(),
             Some(Refusal::UnexpectedServerId)
         );
         let mut other = follow_up(IPXE_SOLICIT, MessageType::Request, 1, a);
         let n = other.len();
         other[n - 1] ^= 0xff;
         assert_eq!(
-            s.handle(NOW, &other, ll(1)).err(),
+            s.handle(NOW, SERVER_ADDR, &other, sent_from(ll(1)))
+                .result
+                .err(),
             Some(Refusal::OtherServer)
         );
         let no_sid = follow_up(IPXE_SOLICIT, MessageType::Rebind, 1, a);
         assert_eq!(
-            s.handle(NOW, &rewrite(&no_sid, MessageType::Renew, &[]), ll(1))
-                .err(),
+            s.handle(
+                NOW,
+                SERVER_ADDR,
+                &rewrite(&no_sid, MessageType::Renew, &[]),
+                sent_from(ll(1))
+            )
+            .result
+            .err(),
             Some(Refusal::MissingServerId)
         );
         assert_eq!(
             s.handle(
                 NOW,
+                SERVER_ADDR,
                 &rewrite(IPXE_SOLICIT, MessageType::Advertise, &[]),
-                ll(1)
+                sent_from(ll(1))
             )
+            .result
             .err(),
             Some(Refusal::FromServer(MessageType::Advertise))
         );
         assert_eq!(
-            s.handle(NOW, &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1)).err(),
+            s.handle(
+                NOW,
+                SERVER_ADDR,
+                &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0],
+                sent_from(ll(1))
+            )
+            .result
+            .err(),
             Some(Refusal::NoClientId)
         );
         let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
-            s.handle(NOW, &confirm, ll(1)).err(),
+            s.handle(NOW, SERVER_ADDR, &confirm, sent_from(ll(1)))
+                .result
+                .err(),
             Some(Refusal::ConfirmWithoutAddresses)
         );
     }
@@ -901,11 +1042,14 @@ pub(crate) mod tests {
     #[test]
     fn relayed_messages_are_answered_through_the_relays() {
         let mut s = server();
-        let relay_addr: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let relay_addr = SocketAddrV6::new("fd00:1::2".parse().unwrap(), 547, 0, 0);
         let once = relay(IPXE_SOLICIT, 0, Some([2, 0, 0, 0, 0, 0x70]));
         let twice = relay(&once, 1, None);
-        let r = s.handle(NOW, &twice, relay_addr).unwrap();
-        assert!(r.relayed);
+        let r = s
+            .handle(NOW, SERVER_ADDR, &twice, relay_addr)
+            .result
+            .unwrap();
+        assert_eq!(r.dest, Destination::Relay(relay_addr));
         // dhcproto decodes every Relay Message option as a relay message, so the relay
         // layers are walked here by hand and only the innermost reply goes to dhcproto.
         let mut layer = &r.bytes[..];
@@ -927,7 +1071,10 @@ pub(crate) mod tests {
         let (offered, _) = ia_addr(&adv).expect("an address advertised");
         let request = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, offered);
         let once = relay(&request, 0, Some([2, 0, 0, 0, 0, 0x70]));
-        let r = s.handle(NOW, &relay(&once, 1, None), relay_addr).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, &relay(&once, 1, None), relay_addr)
+            .result
+            .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.addr == offered && l.link == [2, 0, 0, 0, 0, 0x70]),
             "{:?}",
@@ -939,14 +1086,47 @@ pub(crate) mod tests {
             deep = relay(&deep, hop.min(HOP_COUNT_LIMIT - 1), None);
         }
         assert_eq!(
-            s.handle(NOW, &deep, relay_addr).err(),
+            s.handle(NOW, SERVER_ADDR, &deep, relay_addr).result.err(),
             Some(Refusal::RelayTooDeep)
         );
         let at_limit = relay(IPXE_SOLICIT, HOP_COUNT_LIMIT, None);
         assert_eq!(
-            s.handle(NOW, &at_limit, relay_addr).err(),
+            s.handle(NOW, SERVER_ADDR, &at_limit, relay_addr)
+                .result
+                .err(),
             Some(Refusal::RelayTooDeep)
         );
+    }
+
+    #[test]
+    fn the_core_names_the_message_and_where_its_reply_goes() {
+        let mut s = server();
+        // Straight from a client: back to its address and scope, on port 546.
+        let o = s.handle(
+            NOW,
+            SERVER_ADDR,
+            IPXE_SOLICIT,
+            SocketAddrV6::new(ll(0x56), 40000, 0, 2),
+        );
+        assert_eq!(o.request, Some(MessageType::Solicit));
+        let to = SocketAddrV6::new(ll(0x56), CLIENT_PORT, 0, 2);
+        assert_eq!(o.result.unwrap().dest, Destination::Client(to));
+        // Relayed: counted as what arrived, the Relay-forward.
+        let o = s.handle(
+            NOW,
+            SERVER_ADDR,
+            &relay(IPXE_SOLICIT, 0, None),
+            sent_from(ll(1)),
+        );
+        assert_eq!(o.request, Some(MessageType::RelayForw));
+        // No address on the interface yet: no boot URL to give, so no answer.
+        let o = s.handle(
+            NOW,
+            Ipv6Addr::UNSPECIFIED,
+            IPXE_SOLICIT,
+            sent_from(ll(0x56)),
+        );
+        assert_eq!(o.result.err(), Some(Refusal::NoAddress));
     }
 
     use proptest::prelude::*;
@@ -962,14 +1142,14 @@ pub(crate) mod tests {
             which in 0usize..4,
         ) {
             let mut s = server();
-            let _ = s.handle(NOW, &junk, ll(1));
+            let _ = s.handle(NOW, SERVER_ADDR, &junk, sent_from(ll(1)));
             let mut b = [IPXE_SOLICIT, IPXE_REQUEST, OVMF_SOLICIT_PXE, DHCLIENT_REQUEST][which].to_vec();
             for (at, v) in edits {
                 let n = b.len();
                 b[at % n] = v;
             }
-            let _ = s.handle(NOW, &b, ll(1));
-            let _ = s.handle(NOW, &relay(&b, 0, None), ll(1));
+            let _ = s.handle(NOW, SERVER_ADDR, &b, sent_from(ll(1)));
+            let _ = s.handle(NOW, SERVER_ADDR, &relay(&b, 0, None), sent_from(ll(1)));
         }
 
         /// Machines sharing one DUID-UUID and IAID on different links come and go; by
@@ -990,7 +1170,7 @@ pub(crate) mod tests {
                     Some(&a) if t != MessageType::Solicit => follow_up(IPXE_SOLICIT, t, IPXE_IAID, a),
                     _ => IPXE_SOLICIT.to_vec(),
                 };
-                let Ok(r) = s.handle(now, &msg, ll(mac)) else { continue };
+                let Ok(r) = s.handle(now, SERVER_ADDR, &msg, sent_from(ll(mac))).result else { continue };
                 for c in r.changes {
                     let Change::Lease6(l) = c else { continue };
                     if matches!(l.state, LeaseState::Offered | LeaseState::Bound) {

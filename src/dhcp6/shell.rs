@@ -3,8 +3,8 @@
 //! persists each reply's lease changes through the group-commit [`Writer`] and only then
 //! sends the reply, so a lease a client was told about survives a crash.
 
-use super::server::{Refusal, Reply, Server, hex};
-use super::wire::{ALL_SERVERS_AND_RELAYS, CLIENT_PORT, MessageType, SERVER_PORT, duid};
+use super::server::{Destination, Refusal, Reply, Server, hex};
+use super::wire::{ALL_SERVERS_AND_RELAYS, MessageType, SERVER_PORT, duid};
 use crate::config::Ipv6;
 use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
@@ -99,7 +99,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
         }
     };
     let sock = socket(&link, &ctx.interface)?;
-    let mut server = Server::new(ctx.cfg, ctx.policy, server_duid, address, ctx.leases);
+    let mut server = Server::new(ctx.cfg, ctx.policy, server_duid, ctx.leases);
     tracing::info!(interface = %ctx.interface, %address, "DHCPv6 server listening on [ff02::1:2]:547");
     // One loop, as in DHCPv4: drain the socket, decide each datagram, hand the batch's
     // changes to the writer at once; send a batch's replies when it is durable.
@@ -135,7 +135,7 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
                         .and_then(|&t| MessageType::from_u8(t))
                         .map_or("unknown", MessageType::as_str);
                     inc(&ctx.metrics.received, "type", message);
-                    match server.handle(unix_now(), bytes, *from.ip()) {
+                    match server.handle(unix_now(), address, bytes, from).result {
                         Ok(reply) if reply.changes.is_empty() => {
                             send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
                         }
@@ -169,10 +169,7 @@ async fn send(
     reply: Reply,
     from: SocketAddrV6,
 ) {
-    let mut to = from;
-    if !reply.relayed {
-        to.set_port(CLIENT_PORT);
-    }
+    let (Destination::Client(to) | Destination::Relay(to)) = reply.dest;
     let sent = match sock.try_send_to(&reply.bytes, to.into()) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.send_to(&reply.bytes, to).await,
         other => other,
