@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod datagram;
 pub mod dhcp4;
 pub mod dhcp6;
 pub mod explain;
