@@ -42,7 +42,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// The interface's own address as a core needs it (server identifier, boot URLs): looked
-/// up again every [`ADDRESS_REFRESH`], and at every datagram while there is none, so an
+/// up again every 5 s (`ADDRESS_REFRESH`), and at every datagram while there is none, so an
 /// address added or changed after start is used without a restart.
 pub struct LocalAddress<A> {
     lookup: Box<dyn Fn() -> Option<A> + Send>,
@@ -136,7 +136,7 @@ impl fmt::Display for Failure {
 /// Serves `service` on `sock` until `shutdown` changes; `name` is the protocol's, for logs.
 ///
 /// One loop: when the socket is readable it drains every queued datagram (up to
-/// [`MAX_DRAIN`]), decides each, and hands the changes of all of them to the writer as one
+/// `MAX_DRAIN`), decides each, and hands the changes of all of them to the writer as one
 /// batch; when a batch is durable it carries out all of that batch's decisions at once.
 /// The loop never waits for the disk itself: at tens of thousands of requests a second,
 /// one wake-up per batch instead of per packet is what keeps up.
