@@ -456,7 +456,7 @@ fn destination(p: &Packet, yiaddr: Ipv4Addr) -> Destination {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Boot;
     use crate::dhcp4::wire::tests::request;
@@ -466,7 +466,7 @@ mod tests {
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
     const NOW: u64 = 1_800_000_000;
 
-    fn cfg() -> Dhcp4 {
+    pub(crate) fn cfg() -> Dhcp4 {
         Dhcp4 {
             subnet: "192.168.1.0/24".parse().unwrap(),
             pool: ([192, 168, 1, 10].into(), [192, 168, 1, 254].into()),
@@ -479,7 +479,7 @@ mod tests {
         }
     }
 
-    fn policy() -> Arc<Policy> {
+    pub(crate) fn policy() -> Arc<Policy> {
         let boot = Boot {
             bios: Some("undionly.kpxe".into()),
             uefi_x64: Some("snponly.efi".into()),

@@ -223,7 +223,7 @@ fn stage(timeline: &Timeline, mac: Option<[u8; 6]>, stage: &'static str, detail:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{self, Boot};
+    use crate::config;
     use crate::store::{Snapshot, Store, StoreError};
     use crate::timeline::Observed;
     use prometheus_client::metrics::counter::Counter;
@@ -251,23 +251,14 @@ mod tests {
         }
     }
 
+    /// The core's test server, serving loopback.
     fn server() -> Server {
         let cfg = config::Dhcp4 {
             subnet: "127.0.0.0/8".parse().unwrap(),
             pool: (CLIENT, Ipv4Addr::new(127, 0, 0, 9)),
-            lease_time: 600,
-            max_lease_time: 7200,
-            next_server: None,
-            router: None,
-            dns: vec![],
-            decline_time: 3600,
+            ..crate::dhcp4::server::tests::cfg()
         };
-        let boot = Boot {
-            uefi_x64: Some("snponly.efi".into()),
-            ..Boot::default()
-        };
-        let policy = crate::policy::tests_support::policy(boot, None);
-        Server::new(cfg, Arc::new(policy), vec![])
+        Server::new(cfg, crate::dhcp4::server::tests::policy(), vec![])
     }
 
     /// OVMF renewing `CLIENT` (ciaddr set, no server id): granted, so its lease must be
@@ -327,35 +318,32 @@ mod tests {
         (metrics, stages)
     }
 
+    /// ACKs sent, refusals for `store_failed`, and store failures.
+    fn counts(m: &Dhcp4Metrics) -> (u64, u64, u64) {
+        let acks = m.replies.get_or_create(&[("type", "ACK")]).get();
+        let refused = m.ignored.get_or_create(&[("reason", "store_failed")]).get();
+        (acks, refused, m.store_failures.get())
+    }
+
     #[tokio::test]
     async fn a_lease_that_cannot_be_stored_withholds_the_ack_and_is_refused_not_answered() {
         let (m, stages) = renew_over(Disk { fail: true }).await;
-        assert_eq!(m.replies.get_or_create(&[("type", "ACK")]).get(), 0);
-        assert_eq!(
-            m.ignored.get_or_create(&[("reason", "store_failed")]).get(),
-            1
-        );
-        assert_eq!(m.store_failures.get(), 1);
-        assert!(stages.iter().all(|e| e.stage != "answered"), "{stages:?}");
-        let refused: Vec<_> = stages.iter().filter(|e| e.stage == "refused").collect();
-        assert_eq!(refused.len(), 1, "{stages:?}");
+        assert_eq!(counts(&m), (0, 1, 1));
+        // Refused, and nothing else: never "answered".
+        let [refused] = &stages[..] else {
+            panic!("one step expected: {stages:?}")
+        };
+        assert_eq!((refused.stage, refused.mac), ("refused", Some(MAC)));
         assert!(
-            refused[0]
-                .detail
-                .starts_with("the lease could not be stored"),
+            refused.detail.starts_with("the lease could not be stored"),
             "{refused:?}"
         );
-        assert_eq!(refused[0].mac, Some(MAC));
     }
 
     #[tokio::test]
     async fn a_stored_lease_is_acked_then_answered() {
         let (m, stages) = renew_over(Disk { fail: false }).await;
-        assert_eq!(m.replies.get_or_create(&[("type", "ACK")]).get(), 1);
-        assert_eq!(
-            m.ignored.get_or_create(&[("reason", "store_failed")]).get(),
-            0
-        );
+        assert_eq!(counts(&m), (1, 0, 0));
         let stages: Vec<_> = stages.iter().map(|e| e.stage).collect();
         assert_eq!(stages, ["answered"]);
     }

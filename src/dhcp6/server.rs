@@ -503,6 +503,11 @@ pub(crate) mod tests {
         SocketAddrV6::new(a, CLIENT_PORT, 0, 0)
     }
 
+    /// What `s`, at the lab's address, makes of `datagram` from the client at `from`.
+    fn ask(s: &mut Server, now: u64, datagram: &[u8], from: Ipv6Addr) -> Result<Reply, Refusal> {
+        s.handle(now, SERVER_ADDR, datagram, sent_from(from)).result
+    }
+
     /// The EUI-64 link-local address of MAC 52:54:00:12:34:<last>.
     fn ll(last: u8) -> Ipv6Addr {
         Ipv6Addr::new(
@@ -623,10 +628,7 @@ pub(crate) mod tests {
     #[test]
     fn ipxe_solicit_and_request_get_the_script_url() {
         let mut s = server_with(DNSMASQ_BIOS, Vec::new());
-        let r = s
-            .handle(NOW, SERVER_ADDR, IPXE_SOLICIT, sent_from(ll(0x56)))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, IPXE_SOLICIT, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Advertise);
         assert_eq!(m.xid(), [0x4b, 0x2b, 0xa8]);
@@ -658,10 +660,7 @@ pub(crate) mod tests {
 
         // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
         // gets the one advertised here, and the other with zero lifetimes.
-        let r = s
-            .handle(NOW + 1, SERVER_ADDR, IPXE_REQUEST, sent_from(ll(0x56)))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW + 1, IPXE_REQUEST, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(m.opts().get(v6::OptionCode::Preference), None);
@@ -708,38 +707,24 @@ pub(crate) mod tests {
         ];
         let mut s = server_with(DNSMASQ_OVMF, stored);
         let from = ll(0x58);
-        let first = decode(
-            &s.handle(NOW, SERVER_ADDR, OVMF_SOLICIT_LLT, sent_from(from))
-                .result
-                .unwrap(),
-        );
+        let first = decode(&ask(&mut s, NOW, OVMF_SOLICIT_LLT, from).unwrap());
         assert_eq!(
             ia_addr(&first).map(|a| a.0),
             Some("fd00:1::1f5".parse().unwrap())
         );
         assert_eq!(url(&first), None);
-        let r = s
-            .handle(NOW, SERVER_ADDR, OVMF_REQUEST_LLT, sent_from(from))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, OVMF_REQUEST_LLT, from).unwrap();
         assert_eq!(r.client, Client::Os);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Bound));
         assert_eq!(url(&decode(&r)), None);
 
-        let pxe = decode(
-            &s.handle(NOW, SERVER_ADDR, OVMF_SOLICIT_PXE, sent_from(from))
-                .result
-                .unwrap(),
-        );
+        let pxe = decode(&ask(&mut s, NOW, OVMF_SOLICIT_PXE, from).unwrap());
         assert_eq!(
             ia_addr(&pxe).map(|a| a.0),
             Some("fd00:1::1fd".parse().unwrap())
         );
         assert_eq!(url(&pxe).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
-        let r = s
-            .handle(NOW, SERVER_ADDR, OVMF_REQUEST_PXE, sent_from(from))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, OVMF_REQUEST_PXE, from).unwrap();
         assert!(matches!(r.client, Client::Firmware { .. }));
         assert_eq!(
             ia_addr(&decode(&r)),
@@ -750,10 +735,7 @@ pub(crate) mod tests {
             Some("tftp://[fd00:1::1]/snponly.efi")
         );
 
-        let r = s
-            .handle(NOW, SERVER_ADDR, OVMF_RELEASE, sent_from(from))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, OVMF_RELEASE, from).unwrap();
         let [Change::Lease6(l)] = &r.changes[..] else {
             panic!("one lease change")
         };
@@ -766,10 +748,7 @@ pub(crate) mod tests {
 
     #[test]
     fn http_boot_gets_the_efi_url_and_the_vendor_class_echo() {
-        let r = server()
-            .handle(NOW, SERVER_ADDR, HTTP_SOLICIT, sent_from(ll(0x58)))
-            .result
-            .unwrap();
+        let r = ask(&mut server(), NOW, HTTP_SOLICIT, ll(0x58)).unwrap();
         let m = decode(&r);
         assert_eq!(
             url(&m).as_deref(),
@@ -783,10 +762,7 @@ pub(crate) mod tests {
     fn os_client_gets_address_and_dns_only() {
         let mut s = server_with(DNSMASQ_DHCLIENT, Vec::new());
         for fixture in [DHCLIENT_SOLICIT, DHCLIENT_REQUEST] {
-            let r = s
-                .handle(NOW, SERVER_ADDR, fixture, sent_from(DHCLIENT_LL))
-                .result
-                .unwrap();
+            let r = ask(&mut s, NOW, fixture, DHCLIENT_LL).unwrap();
             let m = decode(&r);
             assert!(ia_addr(&m).is_some());
             assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
@@ -800,25 +776,16 @@ pub(crate) mod tests {
         let mut s = server();
         let mut got = Vec::new();
         for mac_last in [0x56, 0x60] {
-            let r = s
-                .handle(NOW, SERVER_ADDR, IPXE_SOLICIT, sent_from(ll(mac_last)))
-                .result
-                .unwrap();
+            let r = ask(&mut s, NOW, IPXE_SOLICIT, ll(mac_last)).unwrap();
             let (a, _) = ia_addr(&decode(&r)).unwrap();
             let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, a);
-            let r = s
-                .handle(NOW, SERVER_ADDR, &req, sent_from(ll(mac_last)))
-                .result
-                .unwrap();
+            let r = ask(&mut s, NOW, &req, ll(mac_last)).unwrap();
             got.push(ia_addr(&decode(&r)).unwrap().0);
         }
         assert_ne!(got[0], got[1]);
         // The second machine asking for the first one's address does not get it.
         let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, got[0]);
-        let r = s
-            .handle(NOW, SERVER_ADDR, &req, sent_from(ll(0x60)))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, &req, ll(0x60)).unwrap();
         assert_eq!(ia_addrs(&decode(&r)), [(got[1], 3600), (got[0], 0)]);
     }
 
@@ -829,10 +796,7 @@ pub(crate) mod tests {
             MessageType::Solicit,
             &[option(opt::RAPID_COMMIT, &[])],
         );
-        let r = server()
-            .handle(NOW, SERVER_ADDR, &solicit, sent_from(ll(0x56)))
-            .result
-            .unwrap();
+        let r = ask(&mut server(), NOW, &solicit, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert!(m.opts().get(v6::OptionCode::RapidCommit).is_some());
@@ -842,10 +806,7 @@ pub(crate) mod tests {
     #[test]
     fn renew_rebind_release_decline_confirm() {
         let mut s = server();
-        let r = s
-            .handle(NOW, SERVER_ADDR, DHCLIENT_SOLICIT, sent_from(DHCLIENT_LL))
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         let (a, _) = ia_addr(&decode(&r)).unwrap();
         let iaid = DHCLIENT_IAID;
         for t in [
@@ -853,15 +814,13 @@ pub(crate) mod tests {
             MessageType::Renew,
             MessageType::Rebind,
         ] {
-            let r = s
-                .handle(
-                    NOW + 10,
-                    SERVER_ADDR,
-                    &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
-                    sent_from(DHCLIENT_LL),
-                )
-                .result
-                .unwrap();
+            let r = ask(
+                &mut s,
+                NOW + 10,
+                &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
+                DHCLIENT_LL,
+            )
+            .unwrap();
             assert_eq!(ia_addr(&decode(&r)), Some((a, 3600)), "{t:?}");
             assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.expires == NOW + 3610));
         }
@@ -870,11 +829,7 @@ pub(crate) mod tests {
             MessageType::Confirm,
             &[],
         );
-        let m = decode(
-            &s.handle(NOW, SERVER_ADDR, &confirm, sent_from(DHCLIENT_LL))
-                .result
-                .unwrap(),
-        );
+        let m = decode(&ask(&mut s, NOW, &confirm, DHCLIENT_LL).unwrap());
         assert_eq!(status(&m), Some(v6::Status::Success));
         let elsewhere = follow_up(
             DHCLIENT_SOLICIT,
@@ -883,69 +838,45 @@ pub(crate) mod tests {
             "fd00:2::1".parse().unwrap(),
         );
         let m = decode(
-            &s.handle(
+            &ask(
+                &mut s,
                 NOW,
-                SERVER_ADDR,
                 &rewrite(&elsewhere, MessageType::Confirm, &[]),
-                sent_from(DHCLIENT_LL),
+                DHCLIENT_LL,
             )
-            .result
             .unwrap(),
         );
         assert_eq!(status(&m), Some(v6::Status::NotOnLink));
 
-        let r = s
-            .handle(
-                NOW + 20,
-                SERVER_ADDR,
-                &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
-                sent_from(DHCLIENT_LL),
-            )
-            .result
-            .unwrap();
+        let r = ask(
+            &mut s,
+            NOW + 20,
+            &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
+            DHCLIENT_LL,
+        )
+        .unwrap();
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Released));
         // A released address comes back to the same client.
-        let r = s
-            .handle(
-                NOW + 30,
-                SERVER_ADDR,
-                DHCLIENT_SOLICIT,
-                sent_from(DHCLIENT_LL),
-            )
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW + 30, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_eq!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
-        let r = s
-            .handle(
-                NOW + 40,
-                SERVER_ADDR,
-                &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
-                sent_from(DHCLIENT_LL),
-            )
-            .result
-            .unwrap();
+        let r = ask(
+            &mut s,
+            NOW + 40,
+            &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
+            DHCLIENT_LL,
+        )
+        .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Declined && l.duid.is_empty())
         );
-        let r = s
-            .handle(
-                NOW + 50,
-                SERVER_ADDR,
-                DHCLIENT_SOLICIT,
-                sent_from(DHCLIENT_LL),
-            )
-            .result
-            .unwrap();
+        let r = ask(&mut s, NOW + 50, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_ne!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
     }
 
     #[test]
     fn information_request_gets_the_url_but_no_address() {
         let info = rewrite(IPXE_SOLICIT, MessageType::InformationRequest, &[]);
-        let r = server()
-            .handle(NOW, SERVER_ADDR, &info, sent_from(ll(0x56)))
-            .result
-            .unwrap();
+        let r = ask(&mut server(), NOW, &info, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(ia_addr(&m), None);
@@ -966,59 +897,44 @@ pub(crate) mod tests {
             &[option(opt::SERVERID, &SERVER_DUID)],
         );
         assert_eq!(
-            s.handle(NOW, SERVER_ADDR, &with_sid, sent_from(ll(1)))
-                .result
-                .err(),
+            ask(&mut s, NOW, &with_sid, ll(1)).err(),
             Some(Refusal::UnexpectedServerId)
         );
         let mut other = follow_up(IPXE_SOLICIT, MessageType::Request, 1, a);
         let n = other.len();
         other[n - 1] ^= 0xff;
         assert_eq!(
-            s.handle(NOW, SERVER_ADDR, &other, sent_from(ll(1)))
-                .result
-                .err(),
+            ask(&mut s, NOW, &other, ll(1)).err(),
             Some(Refusal::OtherServer)
         );
         let no_sid = follow_up(IPXE_SOLICIT, MessageType::Rebind, 1, a);
         assert_eq!(
-            s.handle(
+            ask(
+                &mut s,
                 NOW,
-                SERVER_ADDR,
                 &rewrite(&no_sid, MessageType::Renew, &[]),
-                sent_from(ll(1))
+                ll(1)
             )
-            .result
             .err(),
             Some(Refusal::MissingServerId)
         );
         assert_eq!(
-            s.handle(
+            ask(
+                &mut s,
                 NOW,
-                SERVER_ADDR,
                 &rewrite(IPXE_SOLICIT, MessageType::Advertise, &[]),
-                sent_from(ll(1))
+                ll(1)
             )
-            .result
             .err(),
             Some(Refusal::FromServer(MessageType::Advertise))
         );
         assert_eq!(
-            s.handle(
-                NOW,
-                SERVER_ADDR,
-                &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0],
-                sent_from(ll(1))
-            )
-            .result
-            .err(),
+            ask(&mut s, NOW, &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1)).err(),
             Some(Refusal::NoClientId)
         );
         let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
-            s.handle(NOW, SERVER_ADDR, &confirm, sent_from(ll(1)))
-                .result
-                .err(),
+            ask(&mut s, NOW, &confirm, ll(1)).err(),
             Some(Refusal::ConfirmWithoutAddresses)
         );
     }
@@ -1142,14 +1058,14 @@ pub(crate) mod tests {
             which in 0usize..4,
         ) {
             let mut s = server();
-            let _ = s.handle(NOW, SERVER_ADDR, &junk, sent_from(ll(1)));
+            let _ = ask(&mut s, NOW, &junk, ll(1));
             let mut b = [IPXE_SOLICIT, IPXE_REQUEST, OVMF_SOLICIT_PXE, DHCLIENT_REQUEST][which].to_vec();
             for (at, v) in edits {
                 let n = b.len();
                 b[at % n] = v;
             }
-            let _ = s.handle(NOW, SERVER_ADDR, &b, sent_from(ll(1)));
-            let _ = s.handle(NOW, SERVER_ADDR, &relay(&b, 0, None), sent_from(ll(1)));
+            let _ = ask(&mut s, NOW, &b, ll(1));
+            let _ = ask(&mut s, NOW, &relay(&b, 0, None), ll(1));
         }
 
         /// Machines sharing one DUID-UUID and IAID on different links come and go; by
@@ -1170,7 +1086,7 @@ pub(crate) mod tests {
                     Some(&a) if t != MessageType::Solicit => follow_up(IPXE_SOLICIT, t, IPXE_IAID, a),
                     _ => IPXE_SOLICIT.to_vec(),
                 };
-                let Ok(r) = s.handle(now, SERVER_ADDR, &msg, sent_from(ll(mac))).result else { continue };
+                let Ok(r) = ask(&mut s, now, &msg, ll(mac)) else { continue };
                 for c in r.changes {
                     let Change::Lease6(l) = c else { continue };
                     if matches!(l.state, LeaseState::Offered | LeaseState::Bound) {
