@@ -24,7 +24,8 @@ pub struct Dhcp4Metrics {
     pub ignored: Labeled,
     pub leases_active: Gauge,
     pub pool_size: Gauge,
-    /// Replies withheld because their lease could not be made durable.
+    /// Decisions refused because their lease could not be made durable (replies withheld);
+    /// each is also in `ignored` as `store_failed`.
     pub store_failures: Counter,
 }
 
@@ -58,7 +59,7 @@ impl Dhcp4Metrics {
         );
         r.register(
             "store_failures",
-            "DHCPv4 replies withheld: lease not durable",
+            "DHCPv4 requests refused: lease not durable, reply withheld",
             self.store_failures.clone(),
         );
     }
@@ -75,7 +76,8 @@ pub struct Dhcp6Metrics {
     pub replies: Labeled2,
     /// Datagrams not answered, by reason.
     pub ignored: Labeled,
-    /// Replies withheld because their lease could not be made durable.
+    /// Decisions refused because their lease could not be made durable (replies withheld);
+    /// each is also in `ignored` as `store_failed`.
     pub store_failures: Counter,
 }
 
@@ -99,7 +101,7 @@ impl Dhcp6Metrics {
         );
         r.register(
             "store_failures",
-            "DHCPv6 replies withheld: lease not durable",
+            "DHCPv6 requests refused: lease not durable, reply withheld",
             self.store_failures.clone(),
         );
     }

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use sixboot::config::{Checks, parse};
 use sixboot::policy::Policy;
 use sixboot::{dhcp4, dhcp6, ra};
-use sixboot_fuzz::{SERVER_DUID, SERVER6};
+use sixboot_fuzz::SERVER_DUID;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -54,13 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(v6.pool.0 <= v6.pool.1 && v6.prefix.contains(&v6.pool.1));
                 assert!(v6.prefix.contains(&v6.pool.0));
                 let _ = ra::sender::advert(&v6, None).emit();
-                let _ = dhcp6::server::Server::new(
-                    v6,
-                    policy,
-                    SERVER_DUID.to_vec(),
-                    SERVER6,
-                    Vec::new(),
-                );
+                let _ = dhcp6::server::Server::new(v6, policy, SERVER_DUID.to_vec(), Vec::new());
             }
         }
     }

@@ -9,11 +9,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sixboot::dhcp6::server::Server;
+use sixboot::dhcp6::server::{Destination, Server};
 use sixboot::dhcp6::wire::{HOP_COUNT_LIMIT, MessageType, opt};
 use sixboot::policy::Policy;
 use sixboot_fuzz::{CLIENT6, SERVER_DUID, SERVER6, START, example_config, records};
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::sync::{Arc, OnceLock};
 
 const RELAY: Ipv6Addr = Ipv6Addr::new(0xfd00, 1, 0, 0, 0, 0, 0, 2);
@@ -54,12 +54,13 @@ fuzz_target!(|data: &[u8]| {
         .clone()
         .expect("example config has [ipv6]");
     let pool = cfg.pool.0..=cfg.pool.1;
-    let mut server = Server::new(cfg, policy(), SERVER_DUID.to_vec(), SERVER6, Vec::new());
+    let mut server = Server::new(cfg, policy(), SERVER_DUID.to_vec(), Vec::new());
     let mut now = START;
     for (delta, datagram) in records(data) {
         now += u64::from(delta);
         let from = if delta & 1 == 1 { RELAY } else { CLIENT6 };
-        let Ok(reply) = server.handle(datagram, from, now) else {
+        let from = SocketAddrV6::new(from, 546, 0, 0);
+        let Ok(reply) = server.handle(now, SERVER6, datagram, from).result else {
             continue;
         };
         for a in &reply.addrs {
@@ -70,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
             layers(&reply.bytes, MessageType::RelayRepl).expect("a well-formed reply");
         assert!(asked <= usize::from(HOP_COUNT_LIMIT), "{asked} relays");
         assert_eq!(answered, asked);
-        assert_eq!(reply.relayed, asked > 0);
+        assert_eq!(matches!(reply.dest, Destination::Relay(_)), asked > 0);
         let t = inner[0];
         assert!(
             t == MessageType::Advertise as u8 || t == MessageType::Reply as u8,

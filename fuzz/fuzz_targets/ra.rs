@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         .as_ref()
         .expect("example config has [ipv6]");
     let mut now = Instant::now();
-    let mut sender = Sender::new(advert(cfg, Some(MAC)), now);
+    let mut sender = Sender::new(now, advert(cfg, Some(MAC)));
     let mut last_sent: Option<Instant> = None;
     for (delta, packet) in records(data) {
         if let Ok(Message::RouterAdvert(ra)) = Message::parse(packet) {
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let hop_limit = if delta & 2 == 2 { 64 } else { HOP_LIMIT };
         drain(&mut sender, now, &mut last_sent);
-        let _ = sender.handle(packet, from, hop_limit, now, f64::from(delta) / 256.0);
+        let _ = sender.handle(now, packet, from, hop_limit, f64::from(delta) / 256.0);
         drain(&mut sender, now, &mut last_sent);
     }
 });

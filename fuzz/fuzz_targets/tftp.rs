@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
         max_retries: 5,
     };
     let mut now = Instant::now();
-    let mut s = Session::new(&options, size, &limits, now);
+    let mut s = Session::new(now, &options, size, &limits);
     drain(&mut s, size);
     for (delta, datagram) in records {
         if delta & 0x80 != 0 {
@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
             s.handle_timeout(due);
             drain(&mut s, size);
         }
-        s.handle(datagram, now);
+        s.handle(now, datagram);
         drain(&mut s, size);
     }
 });

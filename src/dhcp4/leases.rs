@@ -56,7 +56,7 @@ impl Leases {
     }
 
     /// Whether `a` may be given to `client` now: in the pool, and held by nobody else.
-    pub fn available(&self, a: Ipv4Addr, client: &[u8], now: u64) -> bool {
+    pub fn available(&self, now: u64, a: Ipv4Addr, client: &[u8]) -> bool {
         self.in_pool(a)
             && match self.by_addr.get(&a) {
                 None => true,
@@ -69,9 +69,9 @@ impl Leases {
     /// one, else the longest-expired one. `None` when the pool is exhausted.
     pub fn choose(
         &mut self,
+        now: u64,
         client: &[u8],
         requested: Option<Ipv4Addr>,
-        now: u64,
     ) -> Option<Ipv4Addr> {
         if let Some(l) = self.of_client(client)
             && l.state != LeaseState::Declined
@@ -79,7 +79,7 @@ impl Leases {
         {
             return Some(l.addr);
         }
-        if let Some(r) = requested.filter(|&r| self.available(r, client, now)) {
+        if let Some(r) = requested.filter(|&r| self.available(now, r, client)) {
             return Some(r);
         }
         if self.fresh <= self.last {
@@ -146,13 +146,13 @@ mod tests {
     #[test]
     fn clients_keep_their_address_and_others_get_fresh_ones() {
         let mut t = Leases::new([10, 0, 0, 10].into(), [10, 0, 0, 12].into());
-        let a = t.choose(b"A", None, 100).unwrap();
+        let a = t.choose(100, b"A", None).unwrap();
         t.put(lease(a.octets(), b"A", LeaseState::Bound, 700));
-        let b = t.choose(b"B", Some(a), 100).unwrap();
+        let b = t.choose(100, b"B", Some(a)).unwrap();
         assert_ne!(a, b, "a held address is never given to another client");
-        assert_eq!(t.choose(b"A", None, 100), Some(a));
+        assert_eq!(t.choose(100, b"A", None), Some(a));
         // After expiry, A still gets its address back.
-        assert_eq!(t.choose(b"A", None, 10_000), Some(a));
+        assert_eq!(t.choose(10_000, b"A", None), Some(a));
     }
 
     #[test]
@@ -160,8 +160,8 @@ mod tests {
         let mut t = Leases::new([10, 0, 0, 10].into(), [10, 0, 0, 11].into());
         t.put(lease([10, 0, 0, 10], b"A", LeaseState::Bound, 500));
         t.put(lease([10, 0, 0, 11], b"B", LeaseState::Bound, 400));
-        assert_eq!(t.choose(b"C", None, 100), None);
-        assert_eq!(t.choose(b"C", None, 450), Some([10, 0, 0, 11].into()));
+        assert_eq!(t.choose(100, b"C", None), None);
+        assert_eq!(t.choose(450, b"C", None), Some([10, 0, 0, 11].into()));
         t.put(lease([10, 0, 0, 11], b"C", LeaseState::Offered, 510));
         assert_eq!(t.of_client(b"B"), None, "B lost its address to C");
         assert_eq!(
@@ -174,16 +174,16 @@ mod tests {
     fn declined_addresses_are_quarantined() {
         let mut t = Leases::new([10, 0, 0, 10].into(), [10, 0, 0, 10].into());
         t.put(lease([10, 0, 0, 10], b"", LeaseState::Declined, 1000));
-        assert!(!t.available([10, 0, 0, 10].into(), b"", 999));
-        assert_eq!(t.choose(b"A", None, 999), None);
-        assert_eq!(t.choose(b"A", None, 1000), Some([10, 0, 0, 10].into()));
+        assert!(!t.available(999, [10, 0, 0, 10].into(), b""));
+        assert_eq!(t.choose(999, b"A", None), None);
+        assert_eq!(t.choose(1000, b"A", None), Some([10, 0, 0, 10].into()));
     }
 
     #[test]
     fn loaded_leases_outside_the_pool_are_never_handed_out() {
         let mut t = Leases::new([10, 0, 0, 10].into(), [10, 0, 0, 10].into());
         t.load([lease([10, 0, 0, 99], b"A", LeaseState::Bound, 50)]);
-        assert_eq!(t.choose(b"A", None, 100), Some([10, 0, 0, 10].into()));
-        assert_eq!(t.choose(b"B", None, 100), Some([10, 0, 0, 10].into()));
+        assert_eq!(t.choose(100, b"A", None), Some([10, 0, 0, 10].into()));
+        assert_eq!(t.choose(100, b"B", None), Some([10, 0, 0, 10].into()));
     }
 }

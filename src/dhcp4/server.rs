@@ -8,7 +8,7 @@
 use super::leases::Leases;
 use super::wire::{MessageType, Packet, ParseError, ReplyWriter, opt};
 use crate::config::Dhcp4;
-use crate::policy::{Boot4, Hints, Policy, Refusal};
+use crate::policy::{self, Boot4, Hints, Policy};
 use crate::store::{Lease4, LeaseState};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -33,10 +33,10 @@ pub enum Destination {
 
 /// Why a packet got no reply. Every variant is counted and logged by label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub enum Refusal {
     Malformed(ParseError),
     /// The policy refused this client (iPXE, an OS, no file for its arch...).
-    Refused(Refusal),
+    Policy(policy::Refusal),
     /// Relayed from a giaddr outside every configured subnet.
     UnknownRelay(Ipv4Addr),
     /// Not relayed, and the receiving interface has no address in the subnet.
@@ -58,41 +58,41 @@ pub enum Reason {
     NotHeld,
 }
 
-impl Reason {
+impl Refusal {
     /// Stable label for metrics.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Malformed(e) => e.as_str(),
-            Reason::Refused(r) => r.as_str(),
-            Reason::UnknownRelay(_) => "unknown_relay",
-            Reason::NoSubnet => "no_subnet_on_interface",
-            Reason::OtherServer => "other_server_chosen",
-            Reason::PoolExhausted => "pool_exhausted",
-            Reason::Inform => "inform_not_served",
-            Reason::NotClientMessage(_) => "not_client_message",
-            Reason::NoAddressRequested => "no_address_requested",
-            Reason::Released => "released",
-            Reason::Declined => "declined",
-            Reason::NotHeld => "not_held",
+            Refusal::Malformed(e) => e.as_str(),
+            Refusal::Policy(r) => r.as_str(),
+            Refusal::UnknownRelay(_) => "unknown_relay",
+            Refusal::NoSubnet => "no_subnet_on_interface",
+            Refusal::OtherServer => "other_server_chosen",
+            Refusal::PoolExhausted => "pool_exhausted",
+            Refusal::Inform => "inform_not_served",
+            Refusal::NotClientMessage(_) => "not_client_message",
+            Refusal::NoAddressRequested => "no_address_requested",
+            Refusal::Released => "released",
+            Refusal::Declined => "declined",
+            Refusal::NotHeld => "not_held",
         }
     }
 }
 
-impl fmt::Display for Reason {
+impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Reason::Malformed(e) => write!(f, "malformed packet: {}", e.as_str()),
-            Reason::Refused(r) => write!(f, "{r}"),
-            Reason::UnknownRelay(a) => write!(f, "relay {a} is outside every configured subnet"),
-            Reason::NoSubnet => write!(f, "the interface has no address in the configured subnet"),
-            Reason::OtherServer => write!(f, "the client chose another server"),
-            Reason::PoolExhausted => write!(f, "the address pool is exhausted"),
-            Reason::Inform => write!(f, "DHCPINFORM is not served"),
-            Reason::NotClientMessage(m) => write!(f, "{} is a server message", m.name()),
-            Reason::NoAddressRequested => write!(f, "REQUEST names no address"),
-            Reason::Released => write!(f, "lease released"),
-            Reason::Declined => write!(f, "address declined and quarantined"),
-            Reason::NotHeld => write!(f, "the client does not hold that address"),
+            Refusal::Malformed(e) => write!(f, "malformed packet: {}", e.as_str()),
+            Refusal::Policy(r) => write!(f, "{r}"),
+            Refusal::UnknownRelay(a) => write!(f, "relay {a} is outside every configured subnet"),
+            Refusal::NoSubnet => write!(f, "the interface has no address in the configured subnet"),
+            Refusal::OtherServer => write!(f, "the client chose another server"),
+            Refusal::PoolExhausted => write!(f, "the address pool is exhausted"),
+            Refusal::Inform => write!(f, "DHCPINFORM is not served"),
+            Refusal::NotClientMessage(m) => write!(f, "{} is a server message", m.name()),
+            Refusal::NoAddressRequested => write!(f, "REQUEST names no address"),
+            Refusal::Released => write!(f, "lease released"),
+            Refusal::Declined => write!(f, "address declined and quarantined"),
+            Refusal::NotHeld => write!(f, "the client does not hold that address"),
         }
     }
 }
@@ -115,7 +115,7 @@ pub struct Outcome {
     pub mac: Option<[u8; 6]>,
     /// The firmware's arch and boot file, when the policy answered.
     pub boot: Option<Boot4>,
-    pub result: Result<Reply, Reason>,
+    pub result: Result<Reply, Refusal>,
     /// Lease state to write before the reply leaves (or, with no reply, at all).
     pub persist: Option<Lease4>,
 }
@@ -210,7 +210,7 @@ impl Server {
                     request: None,
                     mac: None,
                     boot: None,
-                    result: Err(Reason::Malformed(e)),
+                    result: Err(Refusal::Malformed(e)),
                     persist: None,
                 };
             }
@@ -219,7 +219,7 @@ impl Server {
             request: Some(p.message_type),
             mac: mac_of(&p),
             boot: None,
-            result: Err(Reason::Inform),
+            result: Err(Refusal::Inform),
             persist: None,
         };
         out.result = self.decide(now, local, &p, &mut out.boot, &mut out.persist);
@@ -233,14 +233,14 @@ impl Server {
         p: &Packet,
         boot: &mut Option<Boot4>,
         persist: &mut Option<Lease4>,
-    ) -> Result<Reply, Reason> {
+    ) -> Result<Reply, Refusal> {
         let unspecified = Ipv4Addr::UNSPECIFIED;
         if p.giaddr != unspecified {
             if !self.cfg.subnet.contains(&p.giaddr) {
-                return Err(Reason::UnknownRelay(p.giaddr));
+                return Err(Refusal::UnknownRelay(p.giaddr));
             }
         } else if !self.cfg.subnet.contains(&local) {
-            return Err(Reason::NoSubnet);
+            return Err(Refusal::NoSubnet);
         }
         let client = client_key(p);
         match p.message_type {
@@ -248,7 +248,7 @@ impl Server {
                 let b = self
                     .policy
                     .dhcp4(&hints(p), local)
-                    .map_err(Reason::Refused)?;
+                    .map_err(Refusal::Policy)?;
                 let x = Exchange {
                     now,
                     local,
@@ -265,8 +265,8 @@ impl Server {
                 r
             }
             MessageType::Decline => {
-                let r = p.requested_ip().ok_or(Reason::NotHeld)?;
-                let l = self.held(r, &client).ok_or(Reason::NotHeld)?;
+                let r = p.requested_ip().ok_or(Refusal::NotHeld)?;
+                let l = self.held(r, &client).ok_or(Refusal::NotHeld)?;
                 let expires = now + u64::from(self.cfg.decline_time);
                 *persist = Some(self.leases.put(Lease4 {
                     client: Vec::new(),
@@ -274,20 +274,20 @@ impl Server {
                     expires,
                     ..l
                 }));
-                Err(Reason::Declined)
+                Err(Refusal::Declined)
             }
             MessageType::Release => {
-                let l = self.held(p.ciaddr, &client).ok_or(Reason::NotHeld)?;
+                let l = self.held(p.ciaddr, &client).ok_or(Refusal::NotHeld)?;
                 *persist = Some(self.leases.put(Lease4 {
                     state: LeaseState::Released,
                     expires: now,
                     ..l
                 }));
-                Err(Reason::Released)
+                Err(Refusal::Released)
             }
-            MessageType::Inform => Err(Reason::Inform),
+            MessageType::Inform => Err(Refusal::Inform),
             m @ (MessageType::Offer | MessageType::Ack | MessageType::Nak) => {
-                Err(Reason::NotClientMessage(m))
+                Err(Refusal::NotClientMessage(m))
             }
         }
     }
@@ -307,12 +307,12 @@ impl Server {
     /// `ack_lease` too commits only for an ACK). So an OFFER leaves at once, without
     /// waiting for a commit. A restart forgets open offers; the client's REQUEST for one is
     /// then NAKed and it starts over, and no address is ever ACKed to two clients.
-    fn discover(&mut self, x: &Exchange) -> Result<Reply, Reason> {
+    fn discover(&mut self, x: &Exchange) -> Result<Reply, Refusal> {
         let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let addr = self
             .leases
-            .choose(client, p.requested_ip(), now)
-            .ok_or(Reason::PoolExhausted)?;
+            .choose(now, client, p.requested_ip())
+            .ok_or(Refusal::PoolExhausted)?;
         let still_bound = self
             .held(addr, client)
             .is_some_and(|l| l.state == LeaseState::Bound && l.expires > now);
@@ -323,7 +323,7 @@ impl Server {
         Ok(self.reply(p, MessageType::Offer, addr, local, b))
     }
 
-    fn request(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Reason> {
+    fn request(&mut self, x: &Exchange, persist: &mut Option<Lease4>) -> Result<Reply, Refusal> {
         let (now, local, p, client, b) = (x.now, x.local, x.p, x.client, x.boot);
         let unspecified = Ipv4Addr::UNSPECIFIED;
         let wanted = p
@@ -344,15 +344,15 @@ impl Server {
                         ..l
                     });
                 }
-                return Err(Reason::OtherServer);
+                return Err(Refusal::OtherServer);
             }
             // SELECTING us: only the address we offered (or it already holds).
             Some(_) => wanted.filter(|&w| self.held(w, client).is_some()),
             // INIT-REBOOT, RENEWING, REBINDING: any address that is free for it.
             None => {
-                let w = wanted.ok_or(Reason::NoAddressRequested)?;
+                let w = wanted.ok_or(Refusal::NoAddressRequested)?;
                 Some(w).filter(|&w| {
-                    self.cfg.subnet.contains(&w) && self.leases.available(w, client, now)
+                    self.cfg.subnet.contains(&w) && self.leases.available(now, w, client)
                 })
             }
         };
@@ -458,7 +458,7 @@ fn destination(p: &Packet, yiaddr: Ipv4Addr) -> Destination {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Boot;
     use crate::dhcp4::wire::tests::request;
@@ -468,7 +468,7 @@ mod tests {
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
     const NOW: u64 = 1_800_000_000;
 
-    fn cfg() -> Dhcp4 {
+    pub(crate) fn cfg() -> Dhcp4 {
         Dhcp4 {
             subnet: "192.168.1.0/24".parse().unwrap(),
             pool: ([192, 168, 1, 10].into(), [192, 168, 1, 254].into()),
@@ -481,7 +481,7 @@ mod tests {
         }
     }
 
-    fn policy() -> Arc<Policy> {
+    pub(crate) fn policy() -> Arc<Policy> {
         let boot = Boot {
             bios: Some("undionly.kpxe".into()),
             uefi_x64: Some("snponly.efi".into()),
@@ -644,15 +644,15 @@ mod tests {
         let mut s = server();
         assert_eq!(
             s.handle(NOW, LOCAL, ROM_IPXE).result,
-            Err(Reason::Refused(Refusal::Ipxe))
+            Err(Refusal::Policy(policy::Refusal::Ipxe))
         );
         assert_eq!(
             s.handle(NOW, LOCAL, SNPONLY).result,
-            Err(Reason::Refused(Refusal::Ipxe))
+            Err(Refusal::Policy(policy::Refusal::Ipxe))
         );
         assert_eq!(
             s.handle(NOW, LOCAL, DHCLIENT).result,
-            Err(Reason::Refused(Refusal::NotFirmware))
+            Err(Refusal::Policy(policy::Refusal::NotFirmware))
         );
     }
 
@@ -772,14 +772,14 @@ mod tests {
     fn ipxe_rom_snponly_and_dhclient_never_get_an_answer() {
         let mut s = server();
         for (pkt, why) in [
-            (seabios_ipxe_rom(1), Refusal::Ipxe),
-            (seabios_ipxe_rom(3), Refusal::Ipxe),
-            (snponly_efi(), Refusal::Ipxe),
-            (dhclient(1), Refusal::NotFirmware),
-            (dhclient(3), Refusal::NotFirmware),
+            (seabios_ipxe_rom(1), policy::Refusal::Ipxe),
+            (seabios_ipxe_rom(3), policy::Refusal::Ipxe),
+            (snponly_efi(), policy::Refusal::Ipxe),
+            (dhclient(1), policy::Refusal::NotFirmware),
+            (dhclient(3), policy::Refusal::NotFirmware),
         ] {
             let o = s.handle(NOW, LOCAL, &pkt);
-            assert_eq!(o.result, Err(Reason::Refused(why)));
+            assert_eq!(o.result, Err(Refusal::Policy(why)));
             assert_eq!(o.persist, None);
         }
         assert_eq!(s.leases().active(NOW), 0);
@@ -803,12 +803,12 @@ mod tests {
         relayed[24..28].copy_from_slice(&[10, 9, 9, 9]);
         assert_eq!(
             s.handle(NOW, LOCAL, &relayed).result,
-            Err(Reason::UnknownRelay([10, 9, 9, 9].into()))
+            Err(Refusal::UnknownRelay([10, 9, 9, 9].into()))
         );
         // Not relayed, and received where we have no address in the subnet.
         assert_eq!(
             s.handle(NOW, [10, 0, 0, 1].into(), &b).result,
-            Err(Reason::NoSubnet)
+            Err(Refusal::NoSubnet)
         );
     }
 
@@ -874,14 +874,14 @@ mod tests {
             LOCAL,
             &ovmf_pxe_x64(3, &[&tlv(50, &offer.octets()), &tlv(54, &[192, 168, 1, 5])]),
         );
-        assert_eq!(o.result, Err(Reason::OtherServer));
+        assert_eq!(o.result, Err(Refusal::OtherServer));
         // The offer was only ever in memory, and so is freeing it.
         assert_eq!(o.persist, None);
         assert_eq!(
             s.leases().get(offer).map(|l| l.state),
             Some(LeaseState::Released)
         );
-        assert!(s.leases().available(offer, b"\x01other", NOW));
+        assert!(s.leases().available(NOW, offer, b"\x01other"));
     }
 
     #[test]
@@ -889,14 +889,14 @@ mod tests {
         let mut s = server();
         let a = dora(&mut s, &ovmf_pxe_x64(1, &[]), NOW).yiaddr;
         let o = s.handle(NOW, LOCAL, &ovmf_pxe_x64(4, &[&tlv(50, &a.octets())]));
-        assert_eq!(o.result, Err(Reason::Declined));
+        assert_eq!(o.result, Err(Refusal::Declined));
         assert_eq!(o.persist.as_ref().unwrap().state, LeaseState::Declined);
         let b = dora(&mut s, &ovmf_pxe_x64(1, &[]), NOW).yiaddr;
         assert_ne!(a, b, "a declined address is not offered again");
         let mut rel = ovmf_pxe_x64(7, &[]);
         rel[12..16].copy_from_slice(&b.octets());
-        assert_eq!(s.handle(NOW, LOCAL, &rel).result, Err(Reason::Released));
-        assert_eq!(s.handle(NOW, LOCAL, &rel).result, Err(Reason::NotHeld));
+        assert_eq!(s.handle(NOW, LOCAL, &rel).result, Err(Refusal::Released));
+        assert_eq!(s.handle(NOW, LOCAL, &rel).result, Err(Refusal::NotHeld));
     }
 
     #[test]
@@ -909,7 +909,7 @@ mod tests {
         other[28 + 5] = 0x99;
         assert_eq!(
             s.handle(NOW, LOCAL, &other).result,
-            Err(Reason::PoolExhausted)
+            Err(Refusal::PoolExhausted)
         );
     }
 
@@ -971,15 +971,15 @@ mod tests {
         let mut s = server();
         assert_eq!(
             s.handle(NOW, LOCAL, &ovmf_pxe_x64(8, &[])).result,
-            Err(Reason::Inform)
+            Err(Refusal::Inform)
         );
         assert_eq!(
             s.handle(NOW, LOCAL, &ovmf_pxe_x64(2, &[])).result,
-            Err(Reason::NotClientMessage(MessageType::Offer))
+            Err(Refusal::NotClientMessage(MessageType::Offer))
         );
         assert_eq!(
             s.handle(NOW, LOCAL, &[0u8; 10]).result,
-            Err(Reason::Malformed(ParseError::Truncated))
+            Err(Refusal::Malformed(ParseError::Truncated))
         );
     }
 
@@ -1026,7 +1026,7 @@ mod tests {
             let extra: Vec<(u8, Vec<u8>)> = vc.into_iter().map(|v| (60, v)).collect();
             let mut s = server();
             let o = s.handle(NOW, LOCAL, &packet(mt, &opts, &extra));
-            prop_assert!(matches!(o.result, Err(Reason::Refused(_)) | Err(Reason::Malformed(_))));
+            prop_assert!(matches!(o.result, Err(Refusal::Policy(_)) | Err(Refusal::Malformed(_))));
         }
 
         #[test]
@@ -1071,7 +1071,7 @@ mod tests {
                             prop_assert!(holder == who || until <= now, "{} offered to {who} while held by {holder}", r.yiaddr);
                         }
                     }
-                    (Err(Reason::Released | Reason::Declined), _) => { acked.retain(|a, (h, _)| !(*h == who && a.octets() == addr)); }
+                    (Err(Refusal::Released | Refusal::Declined), _) => { acked.retain(|a, (h, _)| !(*h == who && a.octets() == addr)); }
                     _ => {}
                 }
             }

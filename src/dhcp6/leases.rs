@@ -68,7 +68,7 @@ impl Leases {
     }
 
     /// The lease `id` holds (or held last), if nobody else took its address since.
-    pub fn of(&self, id: &Identity) -> Option<&Lease6> {
+    pub fn of_client(&self, id: &Identity) -> Option<&Lease6> {
         let l = self.by_addr.get(self.by_client.get(id)?)?;
         (Identity::of(l) == *id).then_some(l)
     }
@@ -76,7 +76,7 @@ impl Leases {
     /// A live lease for the same DUID from another link-layer address: another machine
     /// with the same DUID (or another NIC of the same machine; either way the DUID alone
     /// does not tell machines apart).
-    pub fn same_duid_elsewhere(&self, id: &Identity, now: u64) -> Option<&Lease6> {
+    pub fn same_duid_elsewhere(&self, now: u64, id: &Identity) -> Option<&Lease6> {
         self.by_duid
             .get(&id.duid)?
             .iter()
@@ -84,17 +84,17 @@ impl Leases {
             .find(|l| l.expires > now && l.duid == id.duid && l.link != id.link)
     }
 
-    fn free(&self, a: Ipv6Addr, now: u64) -> bool {
+    fn free(&self, now: u64, a: Ipv6Addr) -> bool {
         self.by_addr.get(&a).is_none_or(|l| l.expires <= now)
     }
 
     /// An address for `id`: the one it holds, else the one it asked for if free, else
     /// the next free one in the pool. `None` when the pool is exhausted.
-    pub fn pick(&mut self, id: &Identity, hint: Option<Ipv6Addr>, now: u64) -> Option<Ipv6Addr> {
-        if let Some(l) = self.of(id) {
+    pub fn choose(&mut self, now: u64, id: &Identity, hint: Option<Ipv6Addr>) -> Option<Ipv6Addr> {
+        if let Some(l) = self.of_client(id) {
             return Some(l.addr);
         }
-        if let Some(h) = hint.filter(|&h| self.in_pool(h) && self.free(h, now)) {
+        if let Some(h) = hint.filter(|&h| self.in_pool(h) && self.free(now, h)) {
             return Some(h);
         }
         // At most `by_addr.len()` addresses are taken, so one more step than that finds a
@@ -108,7 +108,7 @@ impl Leases {
             } else {
                 self.cursor + 1
             };
-            if self.free(a, now) {
+            if self.free(now, a) {
                 return Some(a);
             }
         }
@@ -121,7 +121,7 @@ impl Leases {
 
     /// Records `lease`, replacing whatever held its address; returns the change to persist.
     /// A lease with an empty DUID (a declined address) belongs to nobody.
-    pub fn set(&mut self, lease: Lease6) -> Change {
+    pub fn put(&mut self, lease: Lease6) -> Change {
         self.insert(lease.clone());
         Change::Lease6(lease)
     }
@@ -168,7 +168,7 @@ mod tests {
     }
 
     fn bind(t: &mut Leases, who: &Identity, addr: Ipv6Addr, expires: u64) {
-        t.set(Lease6 {
+        t.put(Lease6 {
             addr,
             duid: who.duid.clone(),
             iaid: who.iaid,
@@ -182,14 +182,14 @@ mod tests {
     fn same_duid_from_two_links_gets_two_addresses() {
         let mut t = Leases::new((a("fd00::10"), a("fd00::20")), vec![]);
         let (m1, m2) = (id(&[1; 6]), id(&[2; 6]));
-        let x = t.pick(&m1, None, 100).unwrap();
+        let x = t.choose(100, &m1, None).unwrap();
         bind(&mut t, &m1, x, 1000);
-        assert!(t.same_duid_elsewhere(&m2, 100).is_some());
-        let y = t.pick(&m2, None, 100).unwrap();
+        assert!(t.same_duid_elsewhere(100, &m2).is_some());
+        let y = t.choose(100, &m2, None).unwrap();
         assert_ne!(x, y);
         // Even when the second asks for the first one's address.
-        assert_ne!(t.pick(&m2, Some(x), 100), Some(x));
-        assert_eq!(t.pick(&m1, None, 100), Some(x));
+        assert_ne!(t.choose(100, &m2, Some(x)), Some(x));
+        assert_eq!(t.choose(100, &m1, None), Some(x));
     }
 
     #[test]
@@ -203,14 +203,14 @@ mod tests {
         bind(&mut t, &m1, a("fd00::10"), 50);
         // The address expires and goes to a machine with another DUID.
         bind(&mut t, &other, a("fd00::10"), 1000);
-        assert!(t.same_duid_elsewhere(&id(&[2; 6]), 100).is_none());
+        assert!(t.same_duid_elsewhere(100, &id(&[2; 6])).is_none());
         assert!(
             t.same_duid_elsewhere(
+                100,
                 &Identity {
                     link: vec![4; 6],
                     ..other.clone()
-                },
-                100
+                }
             )
             .is_some()
         );
@@ -224,15 +224,15 @@ mod tests {
         let mut t = Leases::new((a("fd00::10"), a("fd00::11")), vec![]);
         for (i, link) in [[1u8; 6], [2; 6]].iter().enumerate() {
             let who = id(link);
-            let x = t.pick(&who, None, 0).unwrap();
+            let x = t.choose(0, &who, None).unwrap();
             bind(&mut t, &who, x, 10 + i as u64);
         }
-        assert_eq!(t.pick(&id(&[3; 6]), None, 5), None);
+        assert_eq!(t.choose(5, &id(&[3; 6]), None), None);
         // Once the first expires, a newcomer takes it and the old holder loses it.
-        let x = t.pick(&id(&[3; 6]), None, 10).unwrap();
+        let x = t.choose(10, &id(&[3; 6]), None).unwrap();
         assert_eq!(x, a("fd00::10"));
         bind(&mut t, &id(&[3; 6]), x, 100);
-        assert!(t.of(&id(&[1; 6])).is_none());
+        assert!(t.of_client(&id(&[1; 6])).is_none());
     }
 
     #[test]
@@ -247,8 +247,8 @@ mod tests {
             expires: 1000,
         };
         let mut t = Leases::new((a("fd00::10"), a("fd00::20")), vec![stored]);
-        assert!(t.of(&who).is_none());
-        assert_eq!(t.pick(&who, Some(a("fd00::99")), 0), Some(a("fd00::10")));
-        assert_eq!(t.pick(&who, Some(a("fd00::15")), 0), Some(a("fd00::15")));
+        assert!(t.of_client(&who).is_none());
+        assert_eq!(t.choose(0, &who, Some(a("fd00::99"))), Some(a("fd00::10")));
+        assert_eq!(t.choose(0, &who, Some(a("fd00::15"))), Some(a("fd00::15")));
     }
 }

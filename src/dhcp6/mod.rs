@@ -1,6 +1,7 @@
 //! DHCPv6 (RFC 8415): addresses from `[ipv6] pool` and, by client class, a boot URL in
 //! option 59. `wire` parses and emits, `leases` keeps the lease table, `server` is the
-//! sans-IO core, `shell` moves datagrams and waits for the disk.
+//! sans-IO core, `shell` binds the socket and accounts what was answered; the receive loop
+//! that waits for the disk is [`crate::datagram`].
 pub mod leases;
 pub mod server;
 pub mod shell;

@@ -1,6 +1,7 @@
-//! The DHCPv6 server core (RFC 8415), sans-IO: a datagram, its source address and the
-//! time go in; a [`Reply`] (bytes plus the lease changes to persist first) or an
-//! [`Ignore`] reason comes out. No sockets, no clock, no globals.
+//! The DHCPv6 server core (RFC 8415), sans-IO: the time, the interface's address, a
+//! datagram and its source go in; an [`Outcome`] comes out: a [`Reply`] (bytes, where they
+//! go, and the lease changes to persist first) or the [`Refusal`] that explains the
+//! silence. No sockets, no clock, no globals.
 //!
 //! What a client gets besides its address is the policy's call ([`Policy::dhcp6`]); this
 //! module only applies it. Relay-forward messages are unwrapped (at most
@@ -8,14 +9,14 @@
 
 use super::leases::{Identity, Leases};
 use super::wire::{
-    HOP_COUNT_LIMIT, IaNa, Message, MessageType, MessageWriter, Packet, ParseError, Relay, Status,
-    duid, opt,
+    CLIENT_PORT, HOP_COUNT_LIMIT, IaNa, Message, MessageType, MessageWriter, Packet, ParseError,
+    Relay, Status, duid, opt,
 };
 use crate::config::Ipv6;
 use crate::policy::{self, Client, Hints, NoBootUrl, Policy};
 use crate::store::{Change, Lease6, LeaseState};
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6};
 use std::sync::Arc;
 
 /// Seconds an advertised address is held for the client's Request.
@@ -25,7 +26,7 @@ const DECLINE_HOLD: u64 = 3600;
 
 /// Why a datagram gets no reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignore {
+pub enum Refusal {
     Parse(ParseError),
     /// More than [`HOP_COUNT_LIMIT`] relays, or a hop count at the limit.
     RelayTooDeep,
@@ -41,51 +42,63 @@ pub enum Ignore {
     OtherServer,
     /// A Confirm with no address to confirm gets no reply (RFC 8415 §18.3.3).
     ConfirmWithoutAddresses,
+    /// The interface has no address to put in boot URLs (yet): answering without one
+    /// would hand out URLs that lead nowhere.
+    NoAddress,
 }
 
-impl Ignore {
+impl Refusal {
     /// Stable label for metrics.
     pub fn as_str(self) -> &'static str {
         match self {
-            Ignore::Parse(e) => e.as_str(),
-            Ignore::RelayTooDeep => "relay_too_deep",
-            Ignore::FromServer(_) => "server_message",
-            Ignore::NoClientId => "no_client_id",
-            Ignore::MissingServerId => "missing_server_id",
-            Ignore::UnexpectedServerId => "unexpected_server_id",
-            Ignore::OtherServer => "other_server",
-            Ignore::ConfirmWithoutAddresses => "confirm_without_addresses",
+            Refusal::Parse(e) => e.as_str(),
+            Refusal::RelayTooDeep => "relay_too_deep",
+            Refusal::FromServer(_) => "server_message",
+            Refusal::NoClientId => "no_client_id",
+            Refusal::MissingServerId => "missing_server_id",
+            Refusal::UnexpectedServerId => "unexpected_server_id",
+            Refusal::OtherServer => "other_server",
+            Refusal::ConfirmWithoutAddresses => "confirm_without_addresses",
+            Refusal::NoAddress => "no_address_on_interface",
         }
     }
 }
 
-impl fmt::Display for Ignore {
+impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Ignore::Parse(ParseError::BadOptionLength(c)) => {
+            Refusal::Parse(ParseError::BadOptionLength(c)) => {
                 write!(f, "malformed: option {c} has an impossible length")
             }
-            Ignore::Parse(e) => write!(f, "malformed: {}", e.as_str()),
-            Ignore::RelayTooDeep => write!(f, "relayed more than {HOP_COUNT_LIMIT} times"),
-            Ignore::FromServer(t) => write!(f, "{} is sent by servers, not to them", t.as_str()),
-            Ignore::NoClientId => write!(f, "no client identifier"),
-            Ignore::MissingServerId => write!(f, "no server identifier"),
-            Ignore::UnexpectedServerId => {
+            Refusal::Parse(e) => write!(f, "malformed: {}", e.as_str()),
+            Refusal::RelayTooDeep => write!(f, "relayed more than {HOP_COUNT_LIMIT} times"),
+            Refusal::FromServer(t) => write!(f, "{} is sent by servers, not to them", t.as_str()),
+            Refusal::NoClientId => write!(f, "no client identifier"),
+            Refusal::MissingServerId => write!(f, "no server identifier"),
+            Refusal::UnexpectedServerId => {
                 write!(f, "carries a server identifier it must not have")
             }
-            Ignore::OtherServer => write!(f, "meant for another server"),
-            Ignore::ConfirmWithoutAddresses => write!(f, "Confirm without addresses"),
+            Refusal::OtherServer => write!(f, "meant for another server"),
+            Refusal::ConfirmWithoutAddresses => write!(f, "Confirm without addresses"),
+            Refusal::NoAddress => write!(f, "the interface has no IPv6 address for boot URLs"),
         }
     }
+}
+
+/// Where a reply goes: decided here, so the shell only sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Straight to the client: the address (and scope) it sent from, port 546.
+    Client(SocketAddrV6),
+    /// Back through the relay it came by, to the address and port the relay sent from.
+    Relay(SocketAddrV6),
 }
 
 /// A reply to send once `changes` are durable.
 #[derive(Debug)]
 pub struct Reply {
     pub bytes: Vec<u8>,
-    /// Through a relay: goes back to the relay's address and port. Otherwise to the
-    /// client's address and port 546.
-    pub relayed: bool,
+    pub dest: Destination,
     pub changes: Vec<Change>,
     /// What is answered, for logs and metrics.
     pub answered: MessageType,
@@ -99,12 +112,19 @@ pub struct Reply {
     pub identity: Option<(Vec<u8>, u32)>,
 }
 
+/// The decision for one datagram.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The datagram's message type (its outermost, so Relay-forward for a relayed one),
+    /// when it names one: what the shell counts as received.
+    pub request: Option<MessageType>,
+    pub result: Result<Reply, Refusal>,
+}
+
 pub struct Server {
     cfg: Ipv6,
     policy: Arc<Policy>,
     duid: Vec<u8>,
-    /// This server's address on the link: TFTP URLs and unspecified HTTP listeners use it.
-    address: Ipv6Addr,
     leases: Leases,
 }
 
@@ -122,35 +142,58 @@ pub fn eui64_mac(a: Ipv6Addr) -> Vec<u8> {
 pub(crate) use ::hex::encode as hex;
 
 impl Server {
-    pub fn new(
-        cfg: Ipv6,
-        policy: Arc<Policy>,
-        duid: Vec<u8>,
-        address: Ipv6Addr,
-        stored: Vec<Lease6>,
-    ) -> Server {
+    pub fn new(cfg: Ipv6, policy: Arc<Policy>, duid: Vec<u8>, stored: Vec<Lease6>) -> Server {
         let leases = Leases::new(cfg.pool, stored);
         Server {
             cfg,
             policy,
             duid,
-            address,
             leases,
         }
     }
 
-    /// Handles one datagram from `from` (the client's or relay's address) at Unix `now`.
-    pub fn handle(&mut self, datagram: &[u8], from: Ipv6Addr, now: u64) -> Result<Reply, Ignore> {
+    /// Decides one datagram from `from` (the client or a relay) at Unix time `now`, on an
+    /// interface whose address for boot URLs is `local` (unspecified when it has none).
+    pub fn handle(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        datagram: &[u8],
+        from: SocketAddrV6,
+    ) -> Outcome {
+        Outcome {
+            request: datagram.first().copied().and_then(MessageType::from_u8),
+            result: self.decide(now, local, datagram, from),
+        }
+    }
+
+    fn decide(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        datagram: &[u8],
+        from: SocketAddrV6,
+    ) -> Result<Reply, Refusal> {
         let (msg, relays) = unwrap_relays(datagram)?;
+        if local.is_unspecified() {
+            return Err(Refusal::NoAddress);
+        }
+        let dest = if relays.is_empty() {
+            let mut to = from;
+            to.set_port(CLIENT_PORT);
+            Destination::Client(to)
+        } else {
+            Destination::Relay(from)
+        };
         let link = match relays.last() {
             Some(r) => r
                 .options
                 .get(opt::CLIENT_LINKLAYER_ADDR)
                 .and_then(super::wire::ethernet_linklayer)
                 .map_or_else(|| eui64_mac(r.peer_address), <[u8]>::to_vec),
-            None => eui64_mac(from),
+            None => eui64_mac(*from.ip()),
         };
-        let inner = self.answer(&msg, &link, now)?;
+        let inner = self.answer(now, local, &msg, &link, dest)?;
         let mut bytes = inner.bytes;
         for r in relays.iter().rev() {
             let mut out = Vec::with_capacity(bytes.len() + 64);
@@ -161,29 +204,32 @@ impl Server {
             w.option(opt::RELAY_MSG, &bytes);
             bytes = out;
         }
-        Ok(Reply {
-            bytes,
-            relayed: !relays.is_empty(),
-            ..inner
-        })
+        Ok(Reply { bytes, ..inner })
     }
 
-    fn answer(&mut self, msg: &Message, link: &[u8], now: u64) -> Result<Reply, Ignore> {
+    fn answer(
+        &mut self,
+        now: u64,
+        local: Ipv6Addr,
+        msg: &Message,
+        link: &[u8],
+        dest: Destination,
+    ) -> Result<Reply, Refusal> {
         use MessageType::*;
         let t = msg.msg_type;
         if matches!(t, Advertise | Reply | Reconfigure) {
-            return Err(Ignore::FromServer(t));
+            return Err(Refusal::FromServer(t));
         }
         let client_id = msg.options.get(opt::CLIENTID);
         if client_id.is_none() && t != InformationRequest {
-            return Err(Ignore::NoClientId);
+            return Err(Refusal::NoClientId);
         }
         let client_id = client_id.unwrap_or_default();
         let server_id = msg.options.get(opt::SERVERID);
         match (t, server_id) {
-            (Request | Renew | Release | Decline, None) => return Err(Ignore::MissingServerId),
-            (Solicit | Rebind | Confirm, Some(_)) => return Err(Ignore::UnexpectedServerId),
-            (_, Some(s)) if s != self.duid => return Err(Ignore::OtherServer),
+            (Request | Renew | Release | Decline, None) => return Err(Refusal::MissingServerId),
+            (Solicit | Rebind | Confirm, Some(_)) => return Err(Refusal::UnexpectedServerId),
+            (_, Some(s)) if s != self.duid => return Err(Refusal::OtherServer),
             _ => {}
         }
         let ias = msg
@@ -191,7 +237,7 @@ impl Server {
             .all(opt::IA_NA)
             .map(IaNa::parse)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(Ignore::Parse)?;
+            .map_err(Refusal::Parse)?;
         let status = match t {
             Confirm => Some(self.confirm(&ias)?),
             Release | Decline => Some(Status::Success),
@@ -213,7 +259,7 @@ impl Server {
                 .and_then(|v| super::wire::u16s(v).next()),
             ipxe_options: false,
         };
-        let boot = self.policy.dhcp6(&hints, self.address);
+        let boot = self.policy.dhcp6(&hints, local);
 
         let rapid = t == Solicit && msg.options.get(opt::RAPID_COMMIT).is_some();
         let out_type = if t == Solicit && !rapid {
@@ -251,11 +297,11 @@ impl Server {
                     } else {
                         LeaseState::Bound
                     };
-                    let (addr, change) = self.assign(&mut w, ia, &id, state, now);
+                    let (addr, change) = self.assign(now, &mut w, ia, &id, state);
                     addrs.extend(addr);
                     changes.extend(change);
                 }
-                Release | Decline => changes.extend(self.give_back(ia, &id, t, now)),
+                Release | Decline => changes.extend(self.give_back(now, ia, &id, t)),
                 _ => {}
             }
         }
@@ -280,7 +326,7 @@ impl Server {
         });
         Ok(self::Reply {
             bytes,
-            relayed: false,
+            dest,
             identity,
             changes,
             answered: t,
@@ -292,10 +338,10 @@ impl Server {
     }
 
     /// Confirm: are the client's addresses still on this link?
-    fn confirm(&self, ias: &[IaNa]) -> Result<Status, Ignore> {
+    fn confirm(&self, ias: &[IaNa]) -> Result<Status, Refusal> {
         let mut addrs = ias.iter().flat_map(IaNa::addresses).peekable();
         if addrs.peek().is_none() {
-            return Err(Ignore::ConfirmWithoutAddresses);
+            return Err(Refusal::ConfirmWithoutAddresses);
         }
         Ok(if addrs.all(|a| self.cfg.prefix.contains(&a)) {
             Status::Success
@@ -309,15 +355,15 @@ impl Server {
     /// go back with zero lifetimes, so it stops using them.
     fn assign(
         &mut self,
+        now: u64,
         w: &mut MessageWriter,
         ia: &IaNa,
         id: &Identity,
         state: LeaseState,
-        now: u64,
     ) -> (Option<Ipv6Addr>, Option<Change>) {
-        let held = self.leases.of(id).cloned();
+        let held = self.leases.of_client(id).cloned();
         if held.is_none()
-            && let Some(other) = self.leases.same_duid_elsewhere(id, now)
+            && let Some(other) = self.leases.same_duid_elsewhere(now, id)
         {
             let what = if id.duid.starts_with(&duid::UUID.to_be_bytes()) {
                 "duplicate SMBIOS UUID"
@@ -333,7 +379,7 @@ impl Server {
             );
         }
         let lt = self.cfg.lease_time;
-        let Some(addr) = self.leases.pick(id, ia.addresses().next(), now) else {
+        let Some(addr) = self.leases.choose(now, id, ia.addresses().next()) else {
             let at = w.ia_na(ia.iaid, 0, 0);
             w.status(Status::NoAddrsAvail, "pool exhausted");
             w.close(at);
@@ -349,7 +395,7 @@ impl Server {
         let change = (!keep)
             .then(|| {
                 let hold = if offer { OFFER_HOLD } else { u64::from(lt) };
-                self.leases.set(Lease6 {
+                self.leases.put(Lease6 {
                     addr,
                     duid: id.duid.clone(),
                     iaid: id.iaid,
@@ -369,8 +415,8 @@ impl Server {
     }
 
     /// Release or Decline: the addresses of `ia` that `id` holds.
-    fn give_back(&mut self, ia: &IaNa, id: &Identity, t: MessageType, now: u64) -> Vec<Change> {
-        let Some(held) = self.leases.of(id).cloned() else {
+    fn give_back(&mut self, now: u64, ia: &IaNa, id: &Identity, t: MessageType) -> Vec<Change> {
+        let Some(held) = self.leases.of_client(id).cloned() else {
             return Vec::new();
         };
         if !ia.addresses().any(|a| a == held.addr) {
@@ -393,26 +439,26 @@ impl Server {
                 ..held
             }
         };
-        vec![self.leases.set(lease)]
+        vec![self.leases.put(lease)]
     }
 }
 
 /// Peels Relay-forward layers off a datagram; returns the client message and the relays,
 /// outermost first.
-fn unwrap_relays(datagram: &[u8]) -> Result<(Message<'_>, Vec<Relay<'_>>), Ignore> {
+fn unwrap_relays(datagram: &[u8]) -> Result<(Message<'_>, Vec<Relay<'_>>), Refusal> {
     let mut relays = Vec::new();
     let mut bytes = datagram;
     loop {
-        match Packet::parse(bytes).map_err(Ignore::Parse)? {
+        match Packet::parse(bytes).map_err(Refusal::Parse)? {
             Packet::Client(m) => return Ok((m, relays)),
             Packet::Relay(r) => {
                 if r.hop_count >= HOP_COUNT_LIMIT || relays.len() >= HOP_COUNT_LIMIT as usize {
-                    return Err(Ignore::RelayTooDeep);
+                    return Err(Refusal::RelayTooDeep);
                 }
                 bytes = r
                     .options
                     .get(opt::RELAY_MSG)
-                    .ok_or(Ignore::Parse(ParseError::NoRelayMessage))?;
+                    .ok_or(Refusal::Parse(ParseError::NoRelayMessage))?;
                 relays.push(r);
             }
         }
@@ -447,13 +493,17 @@ pub(crate) mod tests {
         )
         .unwrap();
         let policy = Arc::new(Policy::new(&cfg));
-        Server::new(
-            cfg.ipv6.unwrap(),
-            policy,
-            duid.to_vec(),
-            SERVER_ADDR,
-            stored,
-        )
+        Server::new(cfg.ipv6.unwrap(), policy, duid.to_vec(), stored)
+    }
+
+    /// A client's source address: `a`, port 546.
+    fn sent_from(a: Ipv6Addr) -> SocketAddrV6 {
+        SocketAddrV6::new(a, CLIENT_PORT, 0, 0)
+    }
+
+    /// What `s`, at the lab's address, makes of `datagram` from the client at `from`.
+    fn ask(s: &mut Server, now: u64, datagram: &[u8], from: Ipv6Addr) -> Result<Reply, Refusal> {
+        s.handle(now, SERVER_ADDR, datagram, sent_from(from)).result
     }
 
     /// The EUI-64 link-local address of MAC 52:54:00:12:34:<last>.
@@ -576,7 +626,7 @@ pub(crate) mod tests {
     #[test]
     fn ipxe_solicit_and_request_get_the_script_url() {
         let mut s = server_with(DNSMASQ_BIOS, Vec::new());
-        let r = s.handle(IPXE_SOLICIT, ll(0x56), NOW).unwrap();
+        let r = ask(&mut s, NOW, IPXE_SOLICIT, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Advertise);
         assert_eq!(m.xid(), [0x4b, 0x2b, 0xa8]);
@@ -608,7 +658,7 @@ pub(crate) mod tests {
 
         // The captured REQUEST asks for the address dnsmasq offered (fd00:1::163): it
         // gets the one advertised here, and the other with zero lifetimes.
-        let r = s.handle(IPXE_REQUEST, ll(0x56), NOW + 1).unwrap();
+        let r = ask(&mut s, NOW + 1, IPXE_REQUEST, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(m.opts().get(v6::OptionCode::Preference), None);
@@ -655,24 +705,24 @@ pub(crate) mod tests {
         ];
         let mut s = server_with(DNSMASQ_OVMF, stored);
         let from = ll(0x58);
-        let first = decode(&s.handle(OVMF_SOLICIT_LLT, from, NOW).unwrap());
+        let first = decode(&ask(&mut s, NOW, OVMF_SOLICIT_LLT, from).unwrap());
         assert_eq!(
             ia_addr(&first).map(|a| a.0),
             Some("fd00:1::1f5".parse().unwrap())
         );
         assert_eq!(url(&first), None);
-        let r = s.handle(OVMF_REQUEST_LLT, from, NOW).unwrap();
+        let r = ask(&mut s, NOW, OVMF_REQUEST_LLT, from).unwrap();
         assert_eq!(r.client, Client::Os);
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Bound));
         assert_eq!(url(&decode(&r)), None);
 
-        let pxe = decode(&s.handle(OVMF_SOLICIT_PXE, from, NOW).unwrap());
+        let pxe = decode(&ask(&mut s, NOW, OVMF_SOLICIT_PXE, from).unwrap());
         assert_eq!(
             ia_addr(&pxe).map(|a| a.0),
             Some("fd00:1::1fd".parse().unwrap())
         );
         assert_eq!(url(&pxe).as_deref(), Some("tftp://[fd00:1::1]/snponly.efi"));
-        let r = s.handle(OVMF_REQUEST_PXE, from, NOW).unwrap();
+        let r = ask(&mut s, NOW, OVMF_REQUEST_PXE, from).unwrap();
         assert!(matches!(r.client, Client::Firmware { .. }));
         assert_eq!(
             ia_addr(&decode(&r)),
@@ -683,7 +733,7 @@ pub(crate) mod tests {
             Some("tftp://[fd00:1::1]/snponly.efi")
         );
 
-        let r = s.handle(OVMF_RELEASE, from, NOW).unwrap();
+        let r = ask(&mut s, NOW, OVMF_RELEASE, from).unwrap();
         let [Change::Lease6(l)] = &r.changes[..] else {
             panic!("one lease change")
         };
@@ -696,7 +746,7 @@ pub(crate) mod tests {
 
     #[test]
     fn http_boot_gets_the_efi_url_and_the_vendor_class_echo() {
-        let r = server().handle(HTTP_SOLICIT, ll(0x58), NOW).unwrap();
+        let r = ask(&mut server(), NOW, HTTP_SOLICIT, ll(0x58)).unwrap();
         let m = decode(&r);
         assert_eq!(
             url(&m).as_deref(),
@@ -710,7 +760,7 @@ pub(crate) mod tests {
     fn os_client_gets_address_and_dns_only() {
         let mut s = server_with(DNSMASQ_DHCLIENT, Vec::new());
         for fixture in [DHCLIENT_SOLICIT, DHCLIENT_REQUEST] {
-            let r = s.handle(fixture, DHCLIENT_LL, NOW).unwrap();
+            let r = ask(&mut s, NOW, fixture, DHCLIENT_LL).unwrap();
             let m = decode(&r);
             assert!(ia_addr(&m).is_some());
             assert!(m.opts().get(v6::OptionCode::DomainNameServers).is_some());
@@ -724,16 +774,16 @@ pub(crate) mod tests {
         let mut s = server();
         let mut got = Vec::new();
         for mac_last in [0x56, 0x60] {
-            let r = s.handle(IPXE_SOLICIT, ll(mac_last), NOW).unwrap();
+            let r = ask(&mut s, NOW, IPXE_SOLICIT, ll(mac_last)).unwrap();
             let (a, _) = ia_addr(&decode(&r)).unwrap();
             let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, a);
-            let r = s.handle(&req, ll(mac_last), NOW).unwrap();
+            let r = ask(&mut s, NOW, &req, ll(mac_last)).unwrap();
             got.push(ia_addr(&decode(&r)).unwrap().0);
         }
         assert_ne!(got[0], got[1]);
         // The second machine asking for the first one's address does not get it.
         let req = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, got[0]);
-        let r = s.handle(&req, ll(0x60), NOW).unwrap();
+        let r = ask(&mut s, NOW, &req, ll(0x60)).unwrap();
         assert_eq!(ia_addrs(&decode(&r)), [(got[1], 3600), (got[0], 0)]);
     }
 
@@ -744,7 +794,7 @@ pub(crate) mod tests {
             MessageType::Solicit,
             &[option(opt::RAPID_COMMIT, &[])],
         );
-        let r = server().handle(&solicit, ll(0x56), NOW).unwrap();
+        let r = ask(&mut server(), NOW, &solicit, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert!(m.opts().get(v6::OptionCode::RapidCommit).is_some());
@@ -754,7 +804,7 @@ pub(crate) mod tests {
     #[test]
     fn renew_rebind_release_decline_confirm() {
         let mut s = server();
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW).unwrap();
+        let r = ask(&mut s, NOW, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         let (a, _) = ia_addr(&decode(&r)).unwrap();
         let iaid = DHCLIENT_IAID;
         for t in [
@@ -762,13 +812,13 @@ pub(crate) mod tests {
             MessageType::Renew,
             MessageType::Rebind,
         ] {
-            let r = s
-                .handle(
-                    &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
-                    DHCLIENT_LL,
-                    NOW + 10,
-                )
-                .unwrap();
+            let r = ask(
+                &mut s,
+                NOW + 10,
+                &follow_up(DHCLIENT_SOLICIT, t, iaid, a),
+                DHCLIENT_LL,
+            )
+            .unwrap();
             assert_eq!(ia_addr(&decode(&r)), Some((a, 3600)), "{t:?}");
             assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.expires == NOW + 3610));
         }
@@ -777,7 +827,7 @@ pub(crate) mod tests {
             MessageType::Confirm,
             &[],
         );
-        let m = decode(&s.handle(&confirm, DHCLIENT_LL, NOW).unwrap());
+        let m = decode(&ask(&mut s, NOW, &confirm, DHCLIENT_LL).unwrap());
         assert_eq!(status(&m), Some(v6::Status::Success));
         let elsewhere = follow_up(
             DHCLIENT_SOLICIT,
@@ -786,44 +836,45 @@ pub(crate) mod tests {
             "fd00:2::1".parse().unwrap(),
         );
         let m = decode(
-            &s.handle(
+            &ask(
+                &mut s,
+                NOW,
                 &rewrite(&elsewhere, MessageType::Confirm, &[]),
                 DHCLIENT_LL,
-                NOW,
             )
             .unwrap(),
         );
         assert_eq!(status(&m), Some(v6::Status::NotOnLink));
 
-        let r = s
-            .handle(
-                &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
-                DHCLIENT_LL,
-                NOW + 20,
-            )
-            .unwrap();
+        let r = ask(
+            &mut s,
+            NOW + 20,
+            &follow_up(DHCLIENT_SOLICIT, MessageType::Release, iaid, a),
+            DHCLIENT_LL,
+        )
+        .unwrap();
         assert!(matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Released));
         // A released address comes back to the same client.
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 30).unwrap();
+        let r = ask(&mut s, NOW + 30, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_eq!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
-        let r = s
-            .handle(
-                &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
-                DHCLIENT_LL,
-                NOW + 40,
-            )
-            .unwrap();
+        let r = ask(
+            &mut s,
+            NOW + 40,
+            &follow_up(DHCLIENT_SOLICIT, MessageType::Decline, iaid, a),
+            DHCLIENT_LL,
+        )
+        .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.state == LeaseState::Declined && l.duid.is_empty())
         );
-        let r = s.handle(DHCLIENT_SOLICIT, DHCLIENT_LL, NOW + 50).unwrap();
+        let r = ask(&mut s, NOW + 50, DHCLIENT_SOLICIT, DHCLIENT_LL).unwrap();
         assert_ne!(ia_addr(&decode(&r)).map(|x| x.0), Some(a));
     }
 
     #[test]
     fn information_request_gets_the_url_but_no_address() {
         let info = rewrite(IPXE_SOLICIT, MessageType::InformationRequest, &[]);
-        let r = server().handle(&info, ll(0x56), NOW).unwrap();
+        let r = ask(&mut server(), NOW, &info, ll(0x56)).unwrap();
         let m = decode(&r);
         assert_eq!(m.msg_type(), v6::MessageType::Reply);
         assert_eq!(ia_addr(&m), None);
@@ -844,39 +895,45 @@ pub(crate) mod tests {
             &[option(opt::SERVERID, &SERVER_DUID)],
         );
         assert_eq!(
-            s.handle(&with_sid, ll(1), NOW).err(),
-            Some(Ignore::UnexpectedServerId)
+            ask(&mut s, NOW, &with_sid, ll(1)).err(),
+            Some(Refusal::UnexpectedServerId)
         );
         let mut other = follow_up(IPXE_SOLICIT, MessageType::Request, 1, a);
         let n = other.len();
         other[n - 1] ^= 0xff;
         assert_eq!(
-            s.handle(&other, ll(1), NOW).err(),
-            Some(Ignore::OtherServer)
+            ask(&mut s, NOW, &other, ll(1)).err(),
+            Some(Refusal::OtherServer)
         );
         let no_sid = follow_up(IPXE_SOLICIT, MessageType::Rebind, 1, a);
         assert_eq!(
-            s.handle(&rewrite(&no_sid, MessageType::Renew, &[]), ll(1), NOW)
-                .err(),
-            Some(Ignore::MissingServerId)
-        );
-        assert_eq!(
-            s.handle(
-                &rewrite(IPXE_SOLICIT, MessageType::Advertise, &[]),
-                ll(1),
-                NOW
+            ask(
+                &mut s,
+                NOW,
+                &rewrite(&no_sid, MessageType::Renew, &[]),
+                ll(1)
             )
             .err(),
-            Some(Ignore::FromServer(MessageType::Advertise))
+            Some(Refusal::MissingServerId)
         );
         assert_eq!(
-            s.handle(&[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1), NOW).err(),
-            Some(Ignore::NoClientId)
+            ask(
+                &mut s,
+                NOW,
+                &rewrite(IPXE_SOLICIT, MessageType::Advertise, &[]),
+                ll(1)
+            )
+            .err(),
+            Some(Refusal::FromServer(MessageType::Advertise))
+        );
+        assert_eq!(
+            ask(&mut s, NOW, &[1, 0, 0, 0, 0, 8, 0, 2, 0, 0], ll(1)).err(),
+            Some(Refusal::NoClientId)
         );
         let confirm = rewrite(DHCLIENT_SOLICIT, MessageType::Confirm, &[]);
         assert_eq!(
-            s.handle(&confirm, ll(1), NOW).err(),
-            Some(Ignore::ConfirmWithoutAddresses)
+            ask(&mut s, NOW, &confirm, ll(1)).err(),
+            Some(Refusal::ConfirmWithoutAddresses)
         );
     }
 
@@ -899,11 +956,14 @@ pub(crate) mod tests {
     #[test]
     fn relayed_messages_are_answered_through_the_relays() {
         let mut s = server();
-        let relay_addr: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let relay_addr = SocketAddrV6::new("fd00:1::2".parse().unwrap(), 547, 0, 0);
         let once = relay(IPXE_SOLICIT, 0, Some([2, 0, 0, 0, 0, 0x70]));
         let twice = relay(&once, 1, None);
-        let r = s.handle(&twice, relay_addr, NOW).unwrap();
-        assert!(r.relayed);
+        let r = s
+            .handle(NOW, SERVER_ADDR, &twice, relay_addr)
+            .result
+            .unwrap();
+        assert_eq!(r.dest, Destination::Relay(relay_addr));
         // dhcproto decodes every Relay Message option as a relay message, so the relay
         // layers are walked here by hand and only the innermost reply goes to dhcproto.
         let mut layer = &r.bytes[..];
@@ -925,7 +985,10 @@ pub(crate) mod tests {
         let (offered, _) = ia_addr(&adv).expect("an address advertised");
         let request = follow_up(IPXE_SOLICIT, MessageType::Request, IPXE_IAID, offered);
         let once = relay(&request, 0, Some([2, 0, 0, 0, 0, 0x70]));
-        let r = s.handle(&relay(&once, 1, None), relay_addr, NOW).unwrap();
+        let r = s
+            .handle(NOW, SERVER_ADDR, &relay(&once, 1, None), relay_addr)
+            .result
+            .unwrap();
         assert!(
             matches!(&r.changes[..], [Change::Lease6(l)] if l.addr == offered && l.link == [2, 0, 0, 0, 0, 0x70]),
             "{:?}",
@@ -937,14 +1000,47 @@ pub(crate) mod tests {
             deep = relay(&deep, hop.min(HOP_COUNT_LIMIT - 1), None);
         }
         assert_eq!(
-            s.handle(&deep, relay_addr, NOW).err(),
-            Some(Ignore::RelayTooDeep)
+            s.handle(NOW, SERVER_ADDR, &deep, relay_addr).result.err(),
+            Some(Refusal::RelayTooDeep)
         );
         let at_limit = relay(IPXE_SOLICIT, HOP_COUNT_LIMIT, None);
         assert_eq!(
-            s.handle(&at_limit, relay_addr, NOW).err(),
-            Some(Ignore::RelayTooDeep)
+            s.handle(NOW, SERVER_ADDR, &at_limit, relay_addr)
+                .result
+                .err(),
+            Some(Refusal::RelayTooDeep)
         );
+    }
+
+    #[test]
+    fn the_core_names_the_message_and_where_its_reply_goes() {
+        let mut s = server();
+        // Straight from a client: back to its address and scope, on port 546.
+        let o = s.handle(
+            NOW,
+            SERVER_ADDR,
+            IPXE_SOLICIT,
+            SocketAddrV6::new(ll(0x56), 40000, 0, 2),
+        );
+        assert_eq!(o.request, Some(MessageType::Solicit));
+        let to = SocketAddrV6::new(ll(0x56), CLIENT_PORT, 0, 2);
+        assert_eq!(o.result.unwrap().dest, Destination::Client(to));
+        // Relayed: counted as what arrived, the Relay-forward.
+        let o = s.handle(
+            NOW,
+            SERVER_ADDR,
+            &relay(IPXE_SOLICIT, 0, None),
+            sent_from(ll(1)),
+        );
+        assert_eq!(o.request, Some(MessageType::RelayForw));
+        // No address on the interface yet: no boot URL to give, so no answer.
+        let o = s.handle(
+            NOW,
+            Ipv6Addr::UNSPECIFIED,
+            IPXE_SOLICIT,
+            sent_from(ll(0x56)),
+        );
+        assert_eq!(o.result.err(), Some(Refusal::NoAddress));
     }
 
     use proptest::prelude::*;
@@ -960,14 +1056,14 @@ pub(crate) mod tests {
             which in 0usize..4,
         ) {
             let mut s = server();
-            let _ = s.handle(&junk, ll(1), NOW);
+            let _ = ask(&mut s, NOW, &junk, ll(1));
             let mut b = [IPXE_SOLICIT, IPXE_REQUEST, OVMF_SOLICIT_PXE, DHCLIENT_REQUEST][which].to_vec();
             for (at, v) in edits {
                 let n = b.len();
                 b[at % n] = v;
             }
-            let _ = s.handle(&b, ll(1), NOW);
-            let _ = s.handle(&relay(&b, 0, None), ll(1), NOW);
+            let _ = ask(&mut s, NOW, &b, ll(1));
+            let _ = ask(&mut s, NOW, &relay(&b, 0, None), ll(1));
         }
 
         /// Machines sharing one DUID-UUID and IAID on different links come and go; by
@@ -988,7 +1084,7 @@ pub(crate) mod tests {
                     Some(&a) if t != MessageType::Solicit => follow_up(IPXE_SOLICIT, t, IPXE_IAID, a),
                     _ => IPXE_SOLICIT.to_vec(),
                 };
-                let Ok(r) = s.handle(&msg, ll(mac), now) else { continue };
+                let Ok(r) = ask(&mut s, now, &msg, ll(mac)) else { continue };
                 for c in r.changes {
                     let Change::Lease6(l) = c else { continue };
                     if matches!(l.state, LeaseState::Offered | LeaseState::Bound) {

@@ -1,33 +1,29 @@
 //! The tokio shell of the DHCPv6 server: one UDP socket on port 547 bound to the served
-//! interface and joined to ff02::1:2 there. It feeds datagrams to the [`Server`] core,
-//! persists each reply's lease changes through the group-commit [`Writer`] and only then
-//! sends the reply, so a lease a client was told about survives a crash.
+//! interface and joined to ff02::1:2 there, the server DUID made and kept, and DHCPv6's
+//! metrics and timeline steps. The receive loop is the shared one in [`crate::datagram`]:
+//! a reply leaves only once its lease changes are durable, so a lease a client was told
+//! about survives a crash.
 
-use super::server::{Ignore, Reply, Server, hex};
-use super::wire::{ALL_SERVERS_AND_RELAYS, CLIENT_PORT, MessageType, SERVER_PORT, duid};
+use super::server::{Destination, Outcome, Reply, Server, hex};
+use super::wire::{ALL_SERVERS_AND_RELAYS, MessageType, SERVER_PORT, duid};
 use crate::config::Ipv6;
+use crate::datagram::{self, Failure, LocalAddress, Service};
 use crate::metrics::{Dhcp6Metrics, inc};
 use crate::netif::Link;
 use crate::policy::Policy;
-use crate::store::{Change, Lease6, Outbox, Writer};
-use crate::timeline::{Event, Timeline};
-use socket2::{Domain, Protocol, Socket, Type};
+use crate::step::Protocol;
+use crate::store::{Change, Lease6, Writer};
+use crate::timeline::{Event, Stage, Timeline};
+use socket2::{Domain, Socket, Type};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 /// The store's meta key for the server DUID, made once and kept for good: clients
 /// remember which server gave them their lease by it.
 pub const SERVER_DUID_KEY: &str = "server_duid";
-
-/// Most datagrams read in one go before their leases are handed to the writer.
-const MAX_DRAIN: usize = 256;
-/// Replies (or reply-less changes) waiting for the disk at once; past this the socket is
-/// left to the kernel's buffer until a commit releases some.
-const MAX_HELD: usize = 8192;
 
 /// Everything `run` needs; built by `serve` from the config and the store snapshot.
 pub struct Dhcp6Context {
@@ -51,14 +47,8 @@ pub fn server_duid(meta: &[(String, Vec<u8>)]) -> Option<Vec<u8>> {
         .map(|(_, v)| v.clone())
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn socket(link: &Link, interface: &str) -> io::Result<UdpSocket> {
-    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP))?;
+    let s = Socket::new(Domain::IPV6, Type::DGRAM, Some(socket2::Protocol::UDP))?;
     s.set_only_v6(true)?;
     s.bind_device(Some(interface.as_bytes()))?;
     s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, SERVER_PORT)).into())?;
@@ -68,25 +58,17 @@ fn socket(link: &Link, interface: &str) -> io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// Serves DHCPv6 on the context's interface until `shutdown` turns true.
-pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+/// Serves DHCPv6 on the context's interface until `shutdown` turns true, through the
+/// shared datagram loop ([`datagram::serve`]).
+pub async fn run(ctx: Dhcp6Context, shutdown: watch::Receiver<bool>) -> io::Result<()> {
     let link = Link::get(&ctx.interface)?;
-    let address = link.address_in(&ctx.cfg.prefix).ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            format!(
-                "interface {} has no IPv6 address to put in boot URLs (want one in {})",
-                ctx.interface, ctx.cfg.prefix
-            ),
-        )
-    })?;
     let server_duid = match ctx.server_duid {
         Some(d) => d,
         None => {
             let mac = link.mac.ok_or_else(|| {
                 io::Error::other(format!("interface {} has no MAC for a DUID", ctx.interface))
             })?;
-            let d = duid::llt(mac, unix_now());
+            let d = duid::llt(mac, datagram::unix_now());
             ctx.writer
                 .submit(vec![Change::Meta {
                     key: SERVER_DUID_KEY.into(),
@@ -99,124 +81,141 @@ pub async fn run(ctx: Dhcp6Context, mut shutdown: watch::Receiver<bool>) -> io::
         }
     };
     let sock = socket(&link, &ctx.interface)?;
-    let mut server = Server::new(ctx.cfg, ctx.policy, server_duid, address, ctx.leases);
-    tracing::info!(interface = %ctx.interface, %address, "DHCPv6 server listening on [ff02::1:2]:547");
-    // One loop, as in DHCPv4: drain the socket, decide each datagram, hand the batch's
-    // changes to the writer at once; send a batch's replies when it is durable.
-    let mut outbox: Outbox<(Reply, SocketAddrV6)> = Outbox::new(ctx.writer.clone());
-    let mut changes = Vec::new();
-    let mut replies = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    loop {
-        tokio::select! {
-            (result, batch) = outbox.released() => match result {
-                Ok(()) => {
-                    for (reply, from) in batch {
-                        send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, replies = batch.len(), "DHCPv6 replies withheld: leases not stored");
-                    ctx.metrics.store_failures.inc_by(batch.len() as u64);
-                }
-            },
-            r = sock.readable(), if outbox.held() < MAX_HELD => {
-                r?;
-                for _ in 0..MAX_DRAIN {
-                    let (n, from) = match sock.try_recv_from(&mut buf) {
-                        Ok(got) => got,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(e),
-                    };
-                    let SocketAddr::V6(from) = from else { continue };
-                    let bytes = &buf[..n];
-                    let message = bytes
-                        .first()
-                        .and_then(|&t| MessageType::from_u8(t))
-                        .map_or("unknown", MessageType::as_str);
-                    inc(&ctx.metrics.received, "type", message);
-                    match server.handle(bytes, *from.ip(), unix_now()) {
-                        Ok(reply) if reply.changes.is_empty() => {
-                            send(&sock, &ctx.metrics, &ctx.timeline, reply, from).await;
-                        }
-                        Ok(mut reply) => {
-                            changes.append(&mut reply.changes);
-                            replies.push((reply, from));
-                        }
-                        Err(why) => ignored(&ctx.metrics, from, why),
-                    }
-                }
-                if !changes.is_empty() {
-                    outbox.hold(std::mem::take(&mut changes), std::mem::take(&mut replies));
-                }
+    let (interface, prefix) = (ctx.interface.clone(), ctx.cfg.prefix);
+    // One in the prefix, else any routable one: a URL cannot carry a link-local zone.
+    let mut local = LocalAddress::new(move || Link::get(&interface).ok()?.address_in(&prefix));
+    match local.get() {
+        Some(address) => {
+            tracing::info!(interface = %ctx.interface, %address, "DHCPv6 server listening on [ff02::1:2]:547")
+        }
+        None => tracing::warn!(
+            interface = %ctx.interface,
+            "DHCPv6 server listening on [ff02::1:2]:547, but the interface has no IPv6 address to put in boot URLs (want one in {prefix}): nothing is answered until it has one",
+        ),
+    }
+    let service = Dhcp6 {
+        local,
+        server: Server::new(ctx.cfg, ctx.policy, server_duid, ctx.leases),
+        metrics: ctx.metrics,
+        timeline: ctx.timeline,
+    };
+    datagram::serve("DHCPv6", service, &sock, ctx.writer, shutdown).await
+}
+
+/// The DHCPv6 core as the datagram loop sees it.
+struct Dhcp6 {
+    local: LocalAddress<Ipv6Addr>,
+    server: Server,
+    metrics: Dhcp6Metrics,
+    timeline: Arc<Timeline>,
+}
+
+impl Service for Dhcp6 {
+    type Decision = Outcome;
+
+    fn decide(&mut self, now: u64, datagram: &[u8], from: SocketAddr) -> (Outcome, Vec<Change>) {
+        // Without an address there is no boot URL to give; the core refuses.
+        let local = self.local.get().unwrap_or(Ipv6Addr::UNSPECIFIED);
+        let mut out = self.server.handle(now, local, datagram, v6(from));
+        let request = out.request.map_or("unknown", MessageType::as_str);
+        inc(&self.metrics.received, "type", request);
+        let changes = out
+            .result
+            .as_mut()
+            .map(|r| std::mem::take(&mut r.changes))
+            .unwrap_or_default();
+        (out, changes)
+    }
+
+    fn reply<'d>(&mut self, _sock: &UdpSocket, out: &'d Outcome) -> Option<(&'d [u8], SocketAddr)> {
+        let r = out.result.as_ref().ok()?;
+        Some((&r.bytes, to(r).into()))
+    }
+
+    fn done(&mut self, out: Outcome, from: SocketAddr) {
+        let reply = match out.result {
+            Ok(reply) => reply,
+            Err(why) => {
+                tracing::debug!(%from, reason = why.as_str(), "DHCPv6 ignored: {why}");
+                inc(&self.metrics.ignored, "reason", why.as_str());
+                return;
             }
-            _ = shutdown.changed() => return Ok(()),
+        };
+        let client = reply.client.label();
+        if let Some(mac) = reply.mac {
+            for &a in &reply.addrs {
+                self.timeline.learn(a.into(), mac);
+            }
+            if let Some((duid, iaid)) = reply.identity.clone() {
+                self.timeline.identify6(mac, duid, iaid);
+            }
         }
-    }
-}
-
-fn ignored(metrics: &Dhcp6Metrics, from: SocketAddrV6, why: Ignore) {
-    tracing::debug!(%from, reason = why.as_str(), "DHCPv6 ignored: {why}");
-    inc(&metrics.ignored, "reason", why.as_str());
-}
-
-/// Sends a reply whose changes are durable: to the client's port 546, or back to the
-/// relay it came through. Then logs, counts and puts it on the machine's timeline.
-async fn send(
-    sock: &UdpSocket,
-    metrics: &Dhcp6Metrics,
-    timeline: &Timeline,
-    reply: Reply,
-    from: SocketAddrV6,
-) {
-    let mut to = from;
-    if !reply.relayed {
-        to.set_port(CLIENT_PORT);
-    }
-    let sent = match sock.try_send_to(&reply.bytes, to.into()) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock.send_to(&reply.bytes, to).await,
-        other => other,
-    };
-    if let Err(e) = sent {
-        tracing::warn!(%to, error = %e, "DHCPv6 reply not sent");
-        inc(&metrics.ignored, "reason", "send_failed");
-        return;
-    }
-    let client = reply.client.label();
-    if let Some(mac) = reply.mac {
-        for &a in &reply.addrs {
-            timeline.learn(a.into(), mac);
-        }
-        if let Some((duid, iaid)) = reply.identity.clone() {
-            timeline.identify6(mac, duid, iaid);
-        }
-    }
-    let given = match &reply.boot {
-        Ok(url) => format!("url={url}"),
-        Err(why) => format!("no boot URL ({})", why.as_str()),
-    };
-    timeline.record(Event {
-        mac: reply.mac,
-        ip: Some((*from.ip()).into()),
-        protocol: crate::step::Protocol::Dhcp6,
-        stage: crate::step::Stage::Answered,
-        detail: format!(
+        let given = match &reply.boot {
+            Ok(url) => format!("url={url}"),
+            Err(why) => format!("no boot URL ({})", why.as_str()),
+        };
+        let detail = format!(
             "{} {client} {:?} {given}",
             reply.answered.as_str(),
             reply.addrs
-        ),
+        );
+        stage(&self.timeline, reply.mac, from, Stage::Answered, detail);
+        let to = to(&reply);
+        match &reply.boot {
+            Ok(url) => {
+                tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")
+            }
+            Err(why) => {
+                tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, "DHCPv6 reply, no boot URL: {why}")
+            }
+        }
+        self.metrics
+            .replies
+            .get_or_create(&[("type", reply.answered.as_str()), ("client", client)])
+            .inc();
+    }
+
+    fn failed(&mut self, out: Outcome, from: SocketAddr, why: &Failure) {
+        tracing::debug!(%from, reason = why.as_str(), "DHCPv6 not answered: {why}");
+        inc(&self.metrics.ignored, "reason", why.as_str());
+        if let Failure::Store(_) = why {
+            self.metrics.store_failures.inc();
+        }
+        let mac = out.result.ok().and_then(|r| r.mac);
+        stage(&self.timeline, mac, from, Stage::Refused, why.to_string());
+    }
+}
+
+/// Where the core said the reply goes.
+fn to(reply: &Reply) -> SocketAddrV6 {
+    let (Destination::Client(to) | Destination::Relay(to)) = reply.dest;
+    to
+}
+
+/// The socket is IPv6-only, so every source is an IPv6 one; an IPv4 one is taken as
+/// IPv4-mapped rather than given a path of its own.
+fn v6(from: SocketAddr) -> SocketAddrV6 {
+    match from {
+        SocketAddr::V6(a) => a,
+        SocketAddr::V4(a) => SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0),
+    }
+}
+
+/// Puts one DHCPv6 step on the machine's timeline: every stage this shell records goes
+/// through here.
+fn stage(
+    timeline: &Timeline,
+    mac: Option<[u8; 6]>,
+    from: SocketAddr,
+    stage: Stage,
+    detail: String,
+) {
+    timeline.record(Event {
+        mac,
+        ip: Some(from.ip()),
+        protocol: Protocol::Dhcp6,
+        stage,
+        detail,
         file: None,
     });
-    match &reply.boot {
-        Ok(url) => {
-            tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, boot_url = %url, "DHCPv6 reply")
-        }
-        Err(why) => {
-            tracing::info!(%to, request = reply.answered.as_str(), client, addrs = ?reply.addrs, "DHCPv6 reply, no boot URL: {why}")
-        }
-    }
-    metrics
-        .replies
-        .get_or_create(&[("type", reply.answered.as_str()), ("client", client)])
-        .inc();
 }

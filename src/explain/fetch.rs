@@ -115,7 +115,7 @@ fn in_root(root: &Path, file: &str) -> String {
     };
     match paths::normalize(file.as_bytes()).and_then(|rel| paths::resolve(&root, &rel)) {
         Ok(r) => format!("present, {} bytes", r.meta.len()),
-        Err(e) => format!("refused (reason {}): {}", e.reason(), e.message()),
+        Err(e) => format!("refused (reason {}): {}", e.as_str(), e.message()),
     }
 }
 

@@ -59,7 +59,7 @@ pub fn advert(cfg: &Ipv6, mac: Option<[u8; 6]>) -> RouterAdvert {
 
 /// Why a received packet changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ignore {
+pub enum Refusal {
     Parse(ParseError),
     /// Hop limit other than 255: it crossed a router, or was forged off-link.
     HopLimit(u8),
@@ -69,24 +69,26 @@ pub enum Ignore {
     UnspecifiedWithLinkLayer,
 }
 
-impl Ignore {
+impl Refusal {
     pub fn as_str(self) -> &'static str {
         match self {
-            Ignore::Parse(e) => e.as_str(),
-            Ignore::HopLimit(_) => "hop_limit",
-            Ignore::NotLinkLocal => "not_link_local",
-            Ignore::UnspecifiedWithLinkLayer => "unspecified_with_link_layer",
+            Refusal::Parse(e) => e.as_str(),
+            Refusal::HopLimit(_) => "hop_limit",
+            Refusal::NotLinkLocal => "not_link_local",
+            Refusal::UnspecifiedWithLinkLayer => "unspecified_with_link_layer",
         }
     }
 }
 
-impl std::fmt::Display for Ignore {
+impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Ignore::Parse(e) => write!(f, "malformed: {}", e.as_str()),
-            Ignore::HopLimit(h) => write!(f, "hop limit {h}, not {HOP_LIMIT}"),
-            Ignore::NotLinkLocal => write!(f, "router advertisement from a non-link-local address"),
-            Ignore::UnspecifiedWithLinkLayer => {
+            Refusal::Parse(e) => write!(f, "malformed: {}", e.as_str()),
+            Refusal::HopLimit(h) => write!(f, "hop limit {h}, not {HOP_LIMIT}"),
+            Refusal::NotLinkLocal => {
+                write!(f, "router advertisement from a non-link-local address")
+            }
+            Refusal::UnspecifiedWithLinkLayer => {
                 write!(f, "solicitation from :: with a link-layer address")
             }
         }
@@ -141,7 +143,7 @@ pub struct Sender {
 
 impl Sender {
     /// The first RA is due at once.
-    pub fn new(advert: RouterAdvert, now: Instant) -> Sender {
+    pub fn new(now: Instant, advert: RouterAdvert) -> Sender {
         Sender {
             bytes: advert.emit(),
             advert,
@@ -186,20 +188,20 @@ impl Sender {
     /// picks the answer delay.
     pub fn handle(
         &mut self,
+        now: Instant,
         packet: &[u8],
         from: Ipv6Addr,
         hop_limit: u8,
-        now: Instant,
         random: f64,
-    ) -> Result<Handled, Ignore> {
-        let msg = Message::parse(packet).map_err(Ignore::Parse)?;
+    ) -> Result<Handled, Refusal> {
+        let msg = Message::parse(packet).map_err(Refusal::Parse)?;
         if hop_limit != HOP_LIMIT {
-            return Err(Ignore::HopLimit(hop_limit));
+            return Err(Refusal::HopLimit(hop_limit));
         }
         match msg {
             Message::RouterSolicit { source_ll } => {
                 if from.is_unspecified() && source_ll.is_some() {
-                    return Err(Ignore::UnspecifiedWithLinkLayer);
+                    return Err(Refusal::UnspecifiedWithLinkLayer);
                 }
                 let delay = MAX_RA_DELAY_TIME.mul_f64(random.clamp(0.0, 1.0));
                 let at = match self.last_sent {
@@ -226,7 +228,7 @@ impl Sender {
             }
             Message::RouterAdvert(ra) => {
                 if !from.is_unicast_link_local() {
-                    return Err(Ignore::NotLinkLocal);
+                    return Err(Refusal::NotLinkLocal);
                 }
                 let agrees = ra.managed == self.advert.managed && ra.other == self.advert.other;
                 if agrees || self.warned.contains(&from) {
@@ -266,7 +268,7 @@ mod tests {
     #[test]
     fn initial_burst_then_periodic() {
         let t0 = Instant::now();
-        let mut s = Sender::new(lab_advert(), t0);
+        let mut s = Sender::new(t0, lab_advert());
         let mut times = Vec::new();
         let mut now = t0;
         for _ in 0..5 {
@@ -293,10 +295,10 @@ mod tests {
     #[test]
     fn solicitations_get_a_prompt_rate_limited_answer() {
         let t0 = Instant::now();
-        let mut s = Sender::new(lab_advert(), t0);
+        let mut s = Sender::new(t0, lab_advert());
         s.poll_transmit(t0, 0.0).unwrap();
         // 1 s after an RA: not before 3 s after it, plus the random delay.
-        let r = s.handle(RS, PEER, 255, t0 + secs(1.0), 0.5).unwrap();
+        let r = s.handle(t0 + secs(1.0), RS, PEER, 255, 0.5).unwrap();
         let at = t0 + MIN_DELAY_BETWEEN_RAS + MAX_RA_DELAY_TIME / 2;
         let mac = Some([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         assert_eq!(
@@ -309,7 +311,7 @@ mod tests {
         );
         // A second RS before that, whose own answer would come later, is answered by the
         // same RA.
-        let r = s.handle(RS, PEER, 255, t0 + secs(2.0), 0.9).unwrap();
+        let r = s.handle(t0 + secs(2.0), RS, PEER, 255, 0.9).unwrap();
         assert_eq!(
             r,
             Handled::Solicited {
@@ -324,7 +326,7 @@ mod tests {
         let third = s.poll_timeout();
         assert_eq!(s.poll_transmit(third, 0.5).unwrap().1, Kind::Unsolicited);
         let later = third + secs(10.0);
-        let Handled::Solicited { at, .. } = s.handle(RS, PEER, 255, later, 0.999).unwrap() else {
+        let Handled::Solicited { at, .. } = s.handle(later, RS, PEER, 255, 0.999).unwrap() else {
             panic!("not scheduled")
         };
         assert!(at > later && at <= later + MAX_RA_DELAY_TIME);
@@ -332,31 +334,31 @@ mod tests {
 
     #[test]
     fn only_hop_limit_255_and_valid_sources_count() {
-        let mut s = Sender::new(lab_advert(), Instant::now());
+        let mut s = Sender::new(Instant::now(), lab_advert());
         let now = Instant::now();
-        assert_eq!(s.handle(RS, PEER, 64, now, 0.0), Err(Ignore::HopLimit(64)));
+        assert_eq!(s.handle(now, RS, PEER, 64, 0.0), Err(Refusal::HopLimit(64)));
         assert_eq!(
-            s.handle(IPXE_RS, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
-            Err(Ignore::UnspecifiedWithLinkLayer)
+            s.handle(now, IPXE_RS, Ipv6Addr::UNSPECIFIED, 255, 0.0),
+            Err(Refusal::UnspecifiedWithLinkLayer)
         );
         // OVMF solicits before it has an address, from :: and without a link-layer address.
         assert!(matches!(
-            s.handle(OVMF_RS, Ipv6Addr::UNSPECIFIED, 255, now, 0.0),
+            s.handle(now, OVMF_RS, Ipv6Addr::UNSPECIFIED, 255, 0.0),
             Ok(Handled::Solicited { .. })
         ));
         let ra = lab_advert().emit();
         assert_eq!(
-            s.handle(&ra, "fd00:1::9".parse().unwrap(), 255, now, 0.0),
-            Err(Ignore::NotLinkLocal)
+            s.handle(now, &ra, "fd00:1::9".parse().unwrap(), 255, 0.0),
+            Err(Refusal::NotLinkLocal)
         );
     }
 
     #[test]
     fn conflicting_peer_flags_are_reported_once_per_sender() {
-        let mut s = Sender::new(lab_advert(), Instant::now());
+        let mut s = Sender::new(Instant::now(), lab_advert());
         let now = Instant::now();
         assert_eq!(
-            s.handle(&lab_advert().emit(), PEER, 255, now, 0.0),
+            s.handle(now, &lab_advert().emit(), PEER, 255, 0.0),
             Ok(Handled::PeerAdvert)
         );
         let slaac_only = RouterAdvert {
@@ -366,7 +368,7 @@ mod tests {
         }
         .emit();
         assert_eq!(
-            s.handle(&slaac_only, PEER, 255, now, 0.0),
+            s.handle(now, &slaac_only, PEER, 255, 0.0),
             Ok(Handled::Conflict {
                 from: PEER,
                 managed: false,
@@ -374,7 +376,7 @@ mod tests {
             })
         );
         assert_eq!(
-            s.handle(&slaac_only, PEER, 255, now, 0.0),
+            s.handle(now, &slaac_only, PEER, 255, 0.0),
             Ok(Handled::PeerAdvert)
         );
     }

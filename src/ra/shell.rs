@@ -92,7 +92,7 @@ pub async fn run(
     let sock = unsafe { AsyncFd::register(socket(&link, &interface)?) }
         .map_err(|e| io::Error::other(e.to_string()))?;
     let to = SockAddr::from(SocketAddrV6::new(ALL_NODES, 0, 0, link.index));
-    let mut sender = Sender::new(advert(&cfg, link.mac), Instant::now());
+    let mut sender = Sender::new(Instant::now(), advert(&cfg, link.mac));
     tracing::info!(%interface, prefix = %cfg.prefix, "sending router advertisements (M=1 O=1)");
     let mut buf = vec![0u8; 1500];
     while !*shutdown.borrow() {
@@ -119,7 +119,7 @@ pub async fn run(
                 let (n, from, hop_limit) = got?;
                 // No hop limit from the kernel cannot be checked, so it counts as wrong.
                 let hop_limit = hop_limit.unwrap_or(0);
-                match sender.handle(&buf[..n], from, hop_limit, Instant::now(), fastrand::f64()) {
+                match sender.handle(Instant::now(), &buf[..n], from, hop_limit, fastrand::f64()) {
                     Ok(Handled::Solicited { mac, at, coalesced }) => {
                         let delay = at.saturating_duration_since(Instant::now());
                         tracing::debug!(%from, coalesced, ?delay, "router solicitation");

@@ -2,9 +2,10 @@
 //! their own durability. While a transaction is being synced, new batches queue up and
 //! all go into the next transaction, so the receive loops never block on the disk.
 //!
-//! The shells hand over one batch per drained socket read and get one wake-up per batch
-//! back ([`Outbox`]), not one per packet: at tens of thousands of replies a second the
-//! task wakes and thread hand-offs, not the fsyncs, were what cost the most.
+//! The DHCP loop ([`crate::datagram`]) hands over one batch per drained socket read and
+//! gets one wake-up per batch back ([`Outbox`]), not one per packet: at tens of thousands
+//! of replies a second the task wakes and thread hand-offs, not the fsyncs, were what cost
+//! the most.
 //!
 //! Batches are queued when [`Writer::submit`] is called, not when its future is first
 //! polled: callers submit in decision order (or under their own lock), so the store sees
@@ -90,7 +91,8 @@ impl Future for Durable {
     }
 }
 
-/// Replies held back until their leases are durable, in submission order. The writer
+/// Decisions (their replies) held back until their leases are durable, in submission
+/// order. The writer
 /// commits batches in the order they were queued, so only the oldest needs watching.
 pub struct Outbox<T> {
     writer: Writer,

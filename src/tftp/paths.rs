@@ -37,7 +37,7 @@ pub enum PathError {
 
 impl PathError {
     /// Label for metrics and logs.
-    pub fn reason(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             PathError::Nul => "path_nul",
             PathError::Escape => "path_escape",

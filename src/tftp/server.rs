@@ -37,7 +37,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// Label for metrics and logs.
-    pub fn reason(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Refusal::Malformed(ParseError::BadMode) => "bad_mode",
             Refusal::Malformed(ParseError::NoMode) => "no_mode",
@@ -47,7 +47,7 @@ impl Refusal {
             Refusal::WriteRequest => "write_request",
             Refusal::NotARequest => "not_a_request",
             Refusal::StrayError => "stray_error",
-            Refusal::Path(p) => p.reason(),
+            Refusal::Path(p) => p.as_str(),
             Refusal::TooManyTransfers => "too_many_transfers",
             Refusal::TooManyForClient => "too_many_for_client",
             Refusal::NetasciiTooLarge => "netascii_too_large",
@@ -239,7 +239,7 @@ mod tests {
             &Refusal::Path(PathError::Escape).reply()[..4],
             b"\x00\x05\x00\x02"
         );
-        assert_eq!(Refusal::Path(PathError::Escape).reason(), "path_escape");
+        assert_eq!(Refusal::Path(PathError::Escape).as_str(), "path_escape");
     }
 
     #[test]
@@ -270,7 +270,7 @@ mod tests {
         ] {
             match s.on_request(p, datagram) {
                 Decision::Refuse(r) => {
-                    assert_eq!(r.reason(), reason);
+                    assert_eq!(r.as_str(), reason);
                     assert_eq!(&r.reply()[..4], b"\x00\x05\x00\x04");
                 }
                 other => panic!("{datagram:?}: {other:?}"),

@@ -68,7 +68,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Label for metrics and logs.
-    pub fn reason(&self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Complete => "complete",
             Outcome::ClientError { .. } => "client_error",
@@ -122,7 +122,7 @@ pub struct Session {
 
 impl Session {
     /// Starts a transfer of a `size`-byte file for a request carrying `requested` options.
-    pub fn new(requested: &Options, size: u64, limits: &Limits, now: Instant) -> Session {
+    pub fn new(now: Instant, requested: &Options, size: u64, limits: &Limits) -> Session {
         let granted = negotiate(requested, size, limits);
         let blksize = u64::from(granted.blksize.unwrap_or(DEFAULT_BLKSIZE));
         let timeout = granted
@@ -156,12 +156,12 @@ impl Session {
     }
 
     /// A datagram from the client's address and port.
-    pub fn handle(&mut self, datagram: &[u8], now: Instant) {
+    pub fn handle(&mut self, now: Instant, datagram: &[u8]) {
         if self.outcome.is_some() {
             return;
         }
         match Packet::parse(datagram) {
-            Ok(Packet::Ack { block }) => self.on_ack(block, now),
+            Ok(Packet::Ack { block }) => self.on_ack(now, block),
             Ok(Packet::Error { code, message }) => {
                 let message = String::from_utf8_lossy(message).into_owned();
                 self.outcome = Some(Outcome::ClientError { code, message });
@@ -254,7 +254,7 @@ impl Session {
         }
     }
 
-    fn on_ack(&mut self, block: u16, now: Instant) {
+    fn on_ack(&mut self, now: Instant, block: u16) {
         let Some(top) = self.sent_end.checked_sub(1) else {
             return; // nothing sent yet: nothing to acknowledge
         };
@@ -357,14 +357,14 @@ mod tests {
     #[test]
     fn lockstep_without_options() {
         let t0 = Instant::now();
-        let mut s = Session::new(&Options::default(), 1200, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 1200, &LIMITS);
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 512)]);
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s), vec![Sent::Data(2, 512)]);
-        s.handle(&ack(2), t0);
+        s.handle(t0, &ack(2));
         assert_eq!(drain(&mut s), vec![Sent::Data(3, 176)]);
         assert_eq!(s.outcome(), None);
-        s.handle(&ack(3), t0);
+        s.handle(t0, &ack(3));
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
         assert_eq!(
             (s.poll_timeout(), s.bytes_sent(), s.retransmits()),
@@ -375,31 +375,31 @@ mod tests {
     #[test]
     fn empty_file_and_exact_multiple_end_with_short_block() {
         let t0 = Instant::now();
-        let mut s = Session::new(&Options::default(), 0, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 0, &LIMITS);
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 0)]);
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
 
-        let mut s = Session::new(&Options::default(), 512, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 512, &LIMITS);
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 512)]);
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s), vec![Sent::Data(2, 0)]);
-        s.handle(&ack(2), t0);
+        s.handle(t0, &ack(2));
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
     }
 
     #[test]
     fn duplicate_ack_sends_nothing() {
         let t0 = Instant::now();
-        let mut s = Session::new(&Options::default(), 2000, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 2000, &LIMITS);
         drain(&mut s);
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s), vec![Sent::Data(2, 512)]);
         // The client's own retransmission of ACK 1 arrives late: no second DATA 2.
-        s.handle(&ack(1), t0);
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
+        s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s), vec![]);
-        s.handle(&ack(2), t0);
+        s.handle(t0, &ack(2));
         assert_eq!(drain(&mut s), vec![Sent::Data(3, 512)]);
         assert_eq!(s.retransmits(), 0);
     }
@@ -407,11 +407,11 @@ mod tests {
     #[test]
     fn ack_never_sent_is_ignored() {
         let t0 = Instant::now();
-        let mut s = Session::new(&Options::default(), 2000, &LIMITS, t0);
-        s.handle(&ack(1), t0); // before anything went out
+        let mut s = Session::new(t0, &Options::default(), 2000, &LIMITS);
+        s.handle(t0, &ack(1)); // before anything went out
         drain(&mut s);
-        s.handle(&ack(7), t0);
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(7));
+        s.handle(t0, &ack(0));
         assert_eq!(drain(&mut s), vec![]);
         assert_eq!(s.outcome(), None);
     }
@@ -420,7 +420,7 @@ mod tests {
     fn lost_data_is_resent_on_timeout_then_gives_up() {
         let t0 = Instant::now();
         let sec = Duration::from_secs(1);
-        let mut s = Session::new(&Options::default(), 2000, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 2000, &LIMITS);
         drain(&mut s); // DATA 1 lost
         assert_eq!(s.poll_timeout(), Some(t0 + sec));
         s.handle_timeout(t0 + sec / 2); // early wake-up: nothing
@@ -440,12 +440,12 @@ mod tests {
     fn progress_resets_retries() {
         let t0 = Instant::now();
         let sec = Duration::from_secs(1);
-        let mut s = Session::new(&Options::default(), 5000, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 5000, &LIMITS);
         drain(&mut s);
         s.handle_timeout(t0 + sec);
         s.handle_timeout(t0 + sec * 2);
         s.handle_timeout(t0 + sec * 3);
-        s.handle(&ack(1), t0 + sec * 3);
+        s.handle(t0 + sec * 3, &ack(1));
         drain(&mut s);
         for i in 4..=6 {
             s.handle_timeout(t0 + sec * i);
@@ -463,7 +463,7 @@ mod tests {
             timeout: Some(3),
             windowsize: Some(500),
         };
-        let mut s = Session::new(&req, 100_000, &LIMITS, t0);
+        let mut s = Session::new(t0, &req, 100_000, &LIMITS);
         let granted = Options {
             blksize: Some(1468),
             tsize: Some(100_000),
@@ -478,34 +478,34 @@ mod tests {
     #[test]
     fn empty_file_gets_no_tsize() {
         let t0 = Instant::now();
-        let mut s = Session::new(&opts(Some(1468), Some(0), None), 0, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(Some(1468), Some(0), None), 0, &LIMITS);
         assert_eq!(
             drain(&mut s),
             vec![Sent::Oack(opts(Some(1468), None, None))]
         );
         // tsize alone: nothing left to acknowledge, so DATA comes straight away.
-        let mut s = Session::new(&opts(None, Some(0), None), 0, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(None, Some(0), None), 0, &LIMITS);
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 0)]);
     }
 
     #[test]
     fn unknown_options_only_means_no_oack() {
         // "multicast" was dropped by the parser, leaving no option to acknowledge.
-        let mut s = Session::new(&Options::default(), 10, &LIMITS, Instant::now());
+        let mut s = Session::new(Instant::now(), &Options::default(), 10, &LIMITS);
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 10)]);
     }
 
     #[test]
     fn lost_oack_is_resent_and_ack0_starts_data() {
         let t0 = Instant::now();
-        let mut s = Session::new(&opts(Some(1024), None, None), 3000, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(Some(1024), None, None), 3000, &LIMITS);
         let oack = Sent::Oack(opts(Some(1024), None, None));
         assert_eq!(drain(&mut s), vec![oack]);
         s.handle_timeout(t0 + Duration::from_secs(1));
         assert!(matches!(drain(&mut s)[..], [Sent::Oack(_)]));
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         assert_eq!(drain(&mut s), vec![Sent::Data(1, 1024)]);
-        s.handle(&ack(0), t0); // duplicate ACK of the OACK
+        s.handle(t0, &ack(0)); // duplicate ACK of the OACK
         assert_eq!(drain(&mut s), vec![]);
     }
 
@@ -513,10 +513,10 @@ mod tests {
     #[test]
     fn tsize_probe_then_abort_frees_everything() {
         let t0 = Instant::now();
-        let mut s = Session::new(&opts(Some(1468), Some(0), None), 1_048_576, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(Some(1468), Some(0), None), 1_048_576, &LIMITS);
         let oack = Sent::Oack(opts(Some(1468), Some(1_048_576), None));
         assert_eq!(drain(&mut s), vec![oack]);
-        s.handle(b"\x00\x05\x00\x08\x00", t0);
+        s.handle(t0, b"\x00\x05\x00\x08\x00");
         assert_eq!(
             s.outcome(),
             Some(&Outcome::ClientError {
@@ -526,7 +526,7 @@ mod tests {
         );
         assert_eq!((s.poll_timeout(), drain(&mut s)), (None, vec![]));
         // Late packets and timers change nothing.
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         s.handle_timeout(t0 + Duration::from_secs(60));
         assert_eq!(drain(&mut s), vec![]);
     }
@@ -534,11 +534,11 @@ mod tests {
     #[test]
     fn error_mid_transfer_ends_it() {
         let t0 = Instant::now();
-        let mut s = Session::new(&opts(None, None, Some(8)), 100_000, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(None, None, Some(8)), 100_000, &LIMITS);
         drain(&mut s);
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         assert_eq!(drain(&mut s).len(), 8);
-        s.handle(b"\x00\x05\x00\x00disk full\x00", t0);
+        s.handle(t0, b"\x00\x05\x00\x00disk full\x00");
         let end = Outcome::ClientError {
             code: 0,
             message: "disk full".into(),
@@ -550,17 +550,17 @@ mod tests {
     #[test]
     fn illegal_packet_gets_error_4() {
         let t0 = Instant::now();
-        let mut s = Session::new(&Options::default(), 100, &LIMITS, t0);
+        let mut s = Session::new(t0, &Options::default(), 100, &LIMITS);
         drain(&mut s);
-        s.handle(b"\x00\x03\x00\x01xx", t0);
+        s.handle(t0, b"\x00\x03\x00\x01xx");
         assert_eq!(s.outcome(), Some(&Outcome::IllegalPacket));
         assert_eq!(drain(&mut s), vec![Sent::Error(4)]);
     }
 
     fn windowed(size: u64, w: u16, t0: Instant) -> Session {
-        let mut s = Session::new(&opts(None, None, Some(w)), size, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(None, None, Some(w)), size, &LIMITS);
         drain(&mut s);
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         s
     }
 
@@ -570,11 +570,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = windowed(512 * 9 + 100, 4, t0);
         assert_eq!(drain(&mut s), data(1..=4, 512));
-        s.handle(&ack(4), t0);
+        s.handle(t0, &ack(4));
         assert_eq!(drain(&mut s), data(5..=8, 512));
-        s.handle(&ack(8), t0);
+        s.handle(t0, &ack(8));
         assert_eq!(drain(&mut s), vec![Sent::Data(9, 512), Sent::Data(10, 100)]);
-        s.handle(&ack(10), t0);
+        s.handle(t0, &ack(10));
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
         assert_eq!(s.retransmits(), 0);
     }
@@ -587,14 +587,14 @@ mod tests {
         let t0 = Instant::now();
         let mut s = windowed(512 * 20, 4, t0);
         drain(&mut s);
-        s.handle(&ack(4), t0);
+        s.handle(t0, &ack(4));
         assert_eq!(drain(&mut s), data(5..=8, 512)); // 6 is lost on the way
-        s.handle(&ack(5), t0);
+        s.handle(t0, &ack(5));
         assert_eq!(drain(&mut s), data(6..=9, 512));
         assert_eq!(s.retransmits(), 3); // 6, 7, 8
-        s.handle(&ack(5), t0);
+        s.handle(t0, &ack(5));
         assert_eq!(drain(&mut s), vec![]);
-        s.handle(&ack(9), t0);
+        s.handle(t0, &ack(9));
         assert_eq!(drain(&mut s), data(10..=13, 512));
     }
 
@@ -607,7 +607,7 @@ mod tests {
         assert_eq!(drain(&mut s), data(1..=4, 512));
         s.handle_timeout(t0 + Duration::from_secs(1));
         assert_eq!(drain(&mut s), data(1..=4, 512));
-        s.handle(&ack(4), t0 + Duration::from_secs(1));
+        s.handle(t0 + Duration::from_secs(1), &ack(4));
         assert_eq!(drain(&mut s), data(5..=8, 512));
     }
 
@@ -617,11 +617,11 @@ mod tests {
         let t0 = Instant::now();
         let mut s = windowed(512 * 20, 4, t0);
         drain(&mut s);
-        s.handle(&ack(4), t0);
-        s.handle(&ack(4), t0);
+        s.handle(t0, &ack(4));
+        s.handle(t0, &ack(4));
         assert_eq!(drain(&mut s), data(5..=8, 512));
-        s.handle(&ack(2), t0); // stale, from before
-        s.handle(&ack(4), t0);
+        s.handle(t0, &ack(2)); // stale, from before
+        s.handle(t0, &ack(4));
         assert_eq!(drain(&mut s), vec![]);
     }
 
@@ -646,7 +646,7 @@ mod tests {
                 len: 512
             })
         );
-        s.handle(&ack(1), t0);
+        s.handle(t0, &ack(1));
         assert_eq!(drain(&mut s), data(2..=9, 512));
     }
 
@@ -655,9 +655,9 @@ mod tests {
     fn rollover_lockstep() {
         let t0 = Instant::now();
         let size = 8 * 75_000;
-        let mut s = Session::new(&opts(Some(8), None, None), size, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(Some(8), None, None), size, &LIMITS);
         drain(&mut s);
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         let mut seen = Vec::new();
         for _ in 0..80_000 {
             let Some(Transmit::Data { block, offset, len }) = s.poll_transmit() else {
@@ -668,7 +668,7 @@ mod tests {
                 seen.push(block);
             }
             assert_eq!(len, if offset == size { 0 } else { 8 });
-            s.handle(&ack(block), t0);
+            s.handle(t0, &ack(block));
         }
         assert_eq!(seen, vec![65535, 0, 1, 2, 3]);
         assert_eq!(s.outcome(), Some(&Outcome::Complete));
@@ -679,15 +679,15 @@ mod tests {
     #[test]
     fn rollover_windowed_with_loss() {
         let t0 = Instant::now();
-        let mut s = Session::new(&opts(Some(8), None, Some(16)), 8 * 70_000, &LIMITS, t0);
+        let mut s = Session::new(t0, &opts(Some(8), None, Some(16)), 8 * 70_000, &LIMITS);
         drain(&mut s);
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         for _ in 0..4095 {
             let sent = drain(&mut s);
             let Some(Sent::Data(last, _)) = sent.last() else {
                 panic!()
             };
-            s.handle(&ack(*last), t0);
+            s.handle(t0, &ack(*last));
         }
         // Blocks 65521..65535 and 0 went; 0 reached the client, 1 did not.
         assert_eq!(
@@ -697,11 +697,11 @@ mod tests {
                 .map(|b| Sent::Data(b, 8))
                 .collect::<Vec<_>>()
         );
-        s.handle(&ack(65535), t0);
+        s.handle(t0, &ack(65535));
         assert_eq!(drain(&mut s), data(0..=15, 8));
-        s.handle(&ack(0), t0);
+        s.handle(t0, &ack(0));
         assert_eq!(drain(&mut s), data(1..=16, 8));
-        s.handle(&ack(65535), t0); // stale
+        s.handle(t0, &ack(65535)); // stale
         assert_eq!(drain(&mut s), vec![]);
     }
 }

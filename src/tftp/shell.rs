@@ -196,9 +196,9 @@ fn admit(
 }
 
 fn refuse(shared: &Shared, r: Refusal, peer: SocketAddr) {
-    debug!(%peer, reason = r.reason(), "tftp: request refused");
-    shared.metrics.error(r.reason());
-    shared.stage(peer, Stage::Refused, r.reason().to_string());
+    debug!(%peer, reason = r.as_str(), "tftp: request refused");
+    shared.metrics.error(r.as_str());
+    shared.stage(peer, Stage::Refused, r.as_str().to_string());
 }
 
 /// One admitted read request.
@@ -248,7 +248,7 @@ impl Transfer {
             max_retries: shared.cfg.max_retries,
         };
         let started = Instant::now();
-        let mut s = Session::new(&self.options, source.len(), &limits, started);
+        let mut s = Session::new(started, &self.options, source.len(), &limits);
         debug!(peer = %self.peer, file = %self.path.display(), blksize = s.blksize(),
             windowsize = s.windowsize(), "tftp: transfer starts");
         let mut batch = Batch::new(DATA_HEADER_LEN + s.blksize());
@@ -290,7 +290,7 @@ impl Transfer {
                 r = sock.recv_from(&mut inbuf) => {
                     let (n, from) = r?;
                     if from.ip() == self.peer.ip() && from.port() == self.peer.port() {
-                        s.handle(&inbuf[..n], Instant::now());
+                        s.handle(Instant::now(), &inbuf[..n]);
                     } else {
                         // RFC 1350: a stranger gets ERROR 5, the transfer goes on.
                         let _ = sock.try_send_to(&wire::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"), from);
@@ -304,9 +304,9 @@ impl Transfer {
         };
         let m = &shared.metrics;
         m.sent(family(self.peer), s.bytes_sent(), s.retransmits());
-        m.transfer(family(self.peer), outcome.reason());
+        m.transfer(family(self.peer), outcome.as_str());
         if outcome != session::Outcome::Complete {
-            m.error(outcome.reason());
+            m.error(outcome.as_str());
         }
         let file = self
             .path
@@ -329,10 +329,10 @@ impl Transfer {
             _ => shared.stage(
                 self.peer,
                 Stage::Ended,
-                format!("{file} {}", outcome.reason()),
+                format!("{file} {}", outcome.as_str()),
             ),
         }
-        info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.reason(),
+        info!(peer = %self.peer, file = %self.path.display(), outcome = outcome.as_str(),
             detail = ?outcome, bytes = s.bytes_sent(), retransmits = s.retransmits(),
             blksize = s.blksize(), windowsize = s.windowsize(),
             ms = started.elapsed().as_millis() as u64, "tftp: transfer ended");
