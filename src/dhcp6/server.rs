@@ -138,9 +138,6 @@ pub fn eui64_mac(a: Ipv6Addr) -> Vec<u8> {
     vec![o[8] ^ 0x02, o[9], o[10], o[13], o[14], o[15]]
 }
 
-/// DUIDs and link-layer addresses as hex, for logs.
-pub(crate) use ::hex::encode as hex;
-
 impl Server {
     pub fn new(cfg: Ipv6, policy: Arc<Policy>, duid: Vec<u8>, stored: Vec<Lease6>) -> Server {
         let leases = Leases::new(cfg.pool, stored);
@@ -260,6 +257,7 @@ impl Server {
             ipxe_options: false,
         };
         let boot = self.policy.dhcp6(&hints, local);
+        let url = boot.url();
 
         let rapid = t == Solicit && msg.options.get(opt::RAPID_COMMIT).is_some();
         let out_type = if t == Solicit && !rapid {
@@ -313,7 +311,7 @@ impl Server {
                 let dns: Vec<u8> = self.cfg.dns.iter().flat_map(|a| a.octets()).collect();
                 w.option(opt::DNS_SERVERS, &dns);
             }
-            if let Ok(url) = &boot.url() {
+            if let Ok(url) = &url {
                 w.option(opt::BOOTFILE_URL, url.as_bytes());
             }
             if boot.echoes_http_client() {
@@ -333,7 +331,7 @@ impl Server {
             client: boot.client,
             mac: link.try_into().ok(),
             addrs,
-            boot: boot.url(),
+            boot: url,
         })
     }
 
@@ -371,9 +369,9 @@ impl Server {
                 "duplicate DUID"
             };
             tracing::warn!(
-                duid = %hex(&id.duid),
-                link = %hex(&id.link),
-                other_link = %hex(&other.link),
+                duid = %hex::encode(&id.duid),
+                link = %hex::encode(&id.link),
+                other_link = %hex::encode(&other.link),
                 other_addr = %other.addr,
                 "{what}: one client identifier from two link-layer addresses; treating them as two machines"
             );
@@ -423,7 +421,7 @@ impl Server {
             return Vec::new();
         }
         let lease = if t == MessageType::Decline {
-            tracing::warn!(addr = %held.addr, link = %hex(&id.link), "address declined: something else uses it; out of the pool for {DECLINE_HOLD} s");
+            tracing::warn!(addr = %held.addr, link = %hex::encode(&id.link), "address declined: something else uses it; out of the pool for {DECLINE_HOLD} s");
             Lease6 {
                 duid: Vec::new(),
                 iaid: 0,

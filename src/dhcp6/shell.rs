@@ -4,7 +4,7 @@
 //! a reply leaves only once its lease changes are durable, so a lease a client was told
 //! about survives a crash.
 
-use super::server::{Destination, Outcome, Reply, Server, hex};
+use super::server::{Destination, Outcome, Reply, Server};
 use super::wire::{ALL_SERVERS_AND_RELAYS, MessageType, SERVER_PORT, duid};
 use crate::config::Ipv6;
 use crate::datagram::{self, Failure, LocalAddress, Service};
@@ -76,7 +76,7 @@ pub async fn run(ctx: Dhcp6Context, shutdown: watch::Receiver<bool>) -> io::Resu
                 }])
                 .await
                 .map_err(io::Error::other)?;
-            tracing::info!(duid = %hex(&d), "made and stored a new DHCPv6 server DUID");
+            tracing::info!(duid = %hex::encode(&d), "made and stored a new DHCPv6 server DUID");
             d
         }
     };
