@@ -67,6 +67,10 @@ pub(super) fn tftp(cfg: &Config, policy: &Policy, s: &Sample) -> String {
     lines.join("; ")
 }
 
+/// The TFTP line of a client whose next stage comes over HTTP.
+const IPXE_OVER_HTTP: &str = "not used: iPXE fetches its script over HTTP";
+const HTTP_BOOT_OVER_HTTP: &str = "not used: UEFI HTTP boot fetches its first stage over HTTP";
+
 /// Why a client fetches nothing over TFTP, from the targets and refusals DHCP gives it.
 fn not_over_tftp(
     v4: Option<Result<Boot4, Refusal>>,
@@ -80,19 +84,19 @@ fn not_over_tftp(
             Target::Http {
                 fetch: Fetch::IpxeScript,
                 ..
-            } => return "not used: iPXE fetches its script over HTTP".into(),
+            } => return IPXE_OVER_HTTP.into(),
             Target::Http {
                 fetch: Fetch::BootFile(_),
                 ..
-            } => return "not used: UEFI HTTP boot fetches its first stage over HTTP".into(),
+            } => return HTTP_BOOT_OVER_HTTP.into(),
             Target::Tftp { .. } => {}
         }
     }
     match (v4, v6) {
-        (Some(Err(Refusal::Ipxe)), _) => "not used: iPXE fetches its script over HTTP".into(),
+        (Some(Err(Refusal::Ipxe)), _) => IPXE_OVER_HTTP.into(),
         // Refused for want of an HTTP listener: it would fetch over HTTP, not TFTP.
         (Some(Err(Refusal::HttpBootDisabled | Refusal::NoHttpV4Listener)), _) => {
-            "not used: UEFI HTTP boot fetches its first stage over HTTP".into()
+            HTTP_BOOT_OVER_HTTP.into()
         }
         (Some(Err(Refusal::NotFirmware)), _) | (_, Some(Err(NoBootUrl::Os))) => {
             "not used: not boot firmware".into()
