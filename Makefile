@@ -14,11 +14,11 @@ build:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # Every test: unit, property and namespace integration tests (needs root).
 test: deps lint assets
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 # The burn-in image, from Debian packages (scripts/assets.sh); rebuilt when its sources change.
 BURNIN := assets/burnin/vmlinuz assets/burnin/initrd.img
