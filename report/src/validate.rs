@@ -163,10 +163,10 @@ fn check(v: &V, c: &Check, disks: &HashSet<&str>, nics: &HashSet<&str>) -> Resul
         ("seconds", c.values.seconds),
         ("mb_per_s", c.values.mb_per_s),
     ] {
-        if let Some(n) = n {
-            if !n.is_finite() || n < 0.0 || n > 1e9 {
-                return values.fail(field, format!("{n} is out of range"));
-            }
+        if let Some(n) = n
+            && (!n.is_finite() || !(0.0..=1e9).contains(&n))
+        {
+            return values.fail(field, format!("{n} is out of range"));
         }
     }
     if let Some(b) = c.values.bytes {
@@ -268,13 +268,13 @@ fn inventory(v: &V, inv: &Inventory) -> Result<(), Invalid> {
             if let Some(p) = s.percentage_used {
                 v.max("percentage_used", p, 255)?;
             }
-            if let Some(t) = s.temperature_c {
-                if !TEMPERATURE_C.contains(&t) {
-                    return v.fail(
-                        "temperature_c",
-                        format!("{t} is out of range ({TEMPERATURE_C:?})"),
-                    );
-                }
+            if let Some(t) = s.temperature_c
+                && !TEMPERATURE_C.contains(&t)
+            {
+                return v.fail(
+                    "temperature_c",
+                    format!("{t} is out of range ({TEMPERATURE_C:?})"),
+                );
             }
         }
     }
