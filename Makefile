@@ -20,10 +20,12 @@ lint:
 test: deps lint assets
 	$(CARGO) test --workspace --all-targets
 
-# The burn-in image, from Debian packages (scripts/assets.sh); rebuilt when its sources change.
+# The burn-in image, from Debian packages (scripts/assets.sh) and the agent; rebuilt when
+# its sources change, the agent's and the report schema's included.
 BURNIN := assets/burnin/vmlinuz assets/burnin/initrd.img
+AGENT_SRC := $(shell find agent/src report/src -name '*.rs') agent/Cargo.toml report/Cargo.toml Cargo.lock
 assets: $(BURNIN)
-$(BURNIN) &: scripts/assets.sh scripts/burnin/init scripts/burnin/dhclient-hook
+$(BURNIN) &: scripts/assets.sh scripts/burnin/init scripts/burnin/dhclient-hook $(AGENT_SRC)
 	scripts/deps.sh assets
 	scripts/assets.sh
 

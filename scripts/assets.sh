@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the burn-in image (a Debian kernel and a small initramfs) from Debian packages only:
 # `apt-get download` from the configured mirror, `dpkg-deb -x` into a build folder, nothing
-# installed on this machine. Output: assets/burnin/{vmlinuz,initrd.img}.
+# installed on this machine; plus the agent (agent/), built here with cargo: this build host
+# is Debian 12 like the packages, so the agent links against the same libc the image holds.
+# Output: assets/burnin/{vmlinuz,initrd.img}.
 # Downloaded packages stay in assets/cache and are fetched again only when missing or when
-# the mirror has a newer version. Needs apt, dpkg-deb, readelf (binutils), depmod (kmod),
-# cpio and zstd (scripts/deps.sh assets).
+# the mirror has a newer version. Needs apt, dpkg-deb, readelf and strip (binutils), depmod
+# (kmod), cpio and zstd (scripts/deps.sh assets), and cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -18,6 +20,8 @@ nics=(virtio_pci virtio_net virtio_rng e1000 e1000e igb igc ixgbe i40e ice tg3 b
   bnxt_en r8169 mlx4_en mlx5_core vmxnet3 qede be2net)
 # So the report lists disks on common servers and in QEMU.
 disks=(virtio_blk virtio_scsi ahci ata_piix nvme sd_mod megaraid_sas mpt3sas hpsa smartpqi)
+# The BMC's character device (/dev/ipmi0) and its firmware revision in sysfs.
+bmc=(ipmi_si ipmi_devintf)
 
 log() { echo "assets: $*"; }
 
@@ -27,9 +31,11 @@ apt-cache show linux-image-amd64 >/dev/null 2>&1 || apt-get update -q
 # linux-image-amd64 is a metapackage: the image is its one linux-image-* dependency.
 kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
 [ -n "$kpkg" ] || { echo "assets: cannot resolve the kernel package behind linux-image-amd64" >&2; exit 1; }
-# stress-ng's shared libraries come from its whole Depends closure (virtual names, in <>, skipped).
+# The tools the agent runs; their shared libraries come from their whole Depends closure
+# (virtual names, in <>, skipped). Only the libraries the binaries need are copied in.
+tools=(stress-ng smartmontools nvme-cli)
 libpkgs=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-  --no-replaces --no-enhances --no-pre-depends stress-ng | grep -v '^ ' | grep -v '^<' | sort -u)
+  --no-replaces --no-enhances --no-pre-depends "${tools[@]}" | grep -v '^ ' | grep -v '^<' | sort -u)
 pkgs=("$kpkg" busybox-static isc-dhcp-client $libpkgs)
 
 mkdir -p "$cache"
@@ -86,8 +92,13 @@ copy_elf() {
   done
 }
 cp "$build/pkgs/usr/bin/stress-ng" "$root/usr/bin/"
-cp "$build/pkgs/sbin/dhclient" "$root/usr/sbin/"
-for b in "$root/usr/bin/stress-ng" "$root/usr/sbin/dhclient"; do copy_elf "$b"; done
+cp "$build/pkgs/sbin/dhclient" "$build/pkgs/usr/sbin/smartctl" "$build/pkgs/usr/sbin/nvme" "$root/usr/sbin/"
+for b in "$root/usr/bin/stress-ng" "$root"/usr/sbin/{dhclient,smartctl,nvme}; do copy_elf "$b"; done
+# The agent, stripped: the image's PID 1 once the init has brought up the network.
+log "building the agent"
+"${CARGO:-cargo}" build --release --quiet -p sixboot-agent
+strip -o "$root/usr/bin/sixboot-agent" "${CARGO_TARGET_DIR:-$top/target}/release/sixboot-agent"
+copy_elf "$root/usr/bin/sixboot-agent"
 interp=$(readelf -l "$root/usr/bin/stress-ng" | sed -n 's/.*interpreter: \(.*\)\]/\1/p')
 cp -L "$build/pkgs/lib/$arch/$(basename "$interp")" "$root/lib/$arch/"
 ln -s "../lib/$arch/$(basename "$interp")" "$root$interp"
@@ -97,7 +108,7 @@ ln -s "../lib/$arch/$(basename "$interp")" "$root$interp"
 kroot=$build/kernel
 depmod -b "$kroot" "$kver"
 mods=$kroot/lib/modules/$kver
-want=("${nics[@]}" "${disks[@]}")
+want=("${nics[@]}" "${disks[@]}" "${bmc[@]}")
 for f in "$mods"/kernel/drivers/edac/*.ko; do want+=("$(basename "$f" .ko)"); done
 declare -A picked=()
 pick() {
@@ -125,4 +136,5 @@ cp "$kroot/boot/vmlinuz-$kver" "$out/vmlinuz.new"
   | zstd -q -6 -T0 >"$out/initrd.img.new"
 mv "$out/vmlinuz.new" "$out/vmlinuz"
 mv "$out/initrd.img.new" "$out/initrd.img"
-log "$out/vmlinuz $(stat -c %s "$out/vmlinuz") bytes, $out/initrd.img $(stat -c %s "$out/initrd.img") bytes"
+size() { echo "$(stat -c %s "$1") bytes ($(( ($(stat -c %s "$1") + 524288) >> 20 )) MiB)"; }
+log "$out/vmlinuz $(size "$out/vmlinuz"), $out/initrd.img $(size "$out/initrd.img")"
