@@ -28,5 +28,6 @@ pub mod step;
 pub mod store;
 pub mod tftp;
 pub mod timeline;
+pub mod verdict;
 #[cfg(test)]
 mod wire_testing;
