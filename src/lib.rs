@@ -21,6 +21,7 @@ pub mod mac;
 pub mod machines;
 pub mod metrics;
 pub mod netif;
+pub mod pipeline;
 pub mod policy;
 pub mod ra;
 pub mod serve;

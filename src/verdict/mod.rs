@@ -51,6 +51,58 @@ impl Default for Thresholds {
     }
 }
 
+/// Where a machine's expected spec came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpecFrom {
+    /// Set on the machine through the API.
+    Machine,
+    /// Its batch's, from `[[batch]]`.
+    Batch,
+}
+
+/// The thresholds and the batches' specs, from the config.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub thresholds: Thresholds,
+    batches: Vec<crate::config::Batch>,
+}
+
+impl Rules {
+    pub fn new(cfg: &crate::config::Config) -> Rules {
+        Rules {
+            thresholds: cfg.verdict.clone(),
+            batches: cfg.batches.clone(),
+        }
+    }
+
+    /// The batch of `mac`: the one the API set, else the `[[batch]]` that lists it.
+    pub fn batch_of<'a>(&'a self, mac: [u8; 6], set: Option<&'a str>) -> Option<&'a str> {
+        set.or_else(|| {
+            self.batches
+                .iter()
+                .find(|b| b.macs.contains(&mac))
+                .map(|b| b.name.as_str())
+        })
+    }
+
+    /// The spec a machine is held to: its own, else its batch's (if that sets anything).
+    pub fn spec_for<'a>(
+        &'a self,
+        batch: Option<&str>,
+        own: Option<&'a Spec>,
+    ) -> Option<(&'a Spec, SpecFrom)> {
+        if let Some(s) = own {
+            return Some((s, SpecFrom::Machine));
+        }
+        let b = self
+            .batches
+            .iter()
+            .find(|b| Some(b.name.as_str()) == batch)?;
+        (b.spec != Spec::default()).then_some((&b.spec, SpecFrom::Batch))
+    }
+}
+
 /// One check as judged: the facts, whether they pass, and the limit they were held to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Judged {
@@ -280,4 +332,4 @@ fn link(n: &Nic, t: &Thresholds) -> Judged {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
