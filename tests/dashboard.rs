@@ -44,7 +44,13 @@ fn rows_change_live_through_burn_in_and_report() {
     let row = b.wait_row(MAC, "running", LIVE).expect("running");
     assert_eq!(row["result"], "running");
     assert_eq!(row["stage"], "http served");
-    let posted = post_report(&lab, &c, MAC, report("burnin", None).as_bytes(), Some(&token));
+    let posted = post_report(
+        &lab,
+        &c,
+        MAC,
+        report("burnin", None).as_bytes(),
+        Some(&token),
+    );
     assert_eq!(posted.status, 200);
     let row = b
         .wait_row(MAC, "pass", LIVE)

@@ -859,6 +859,53 @@ mod tests {
     }
 
     #[test]
+    fn steps_verdict_and_batches_are_read_and_checked() {
+        let c = parse(&contract(), "x.toml", Path::new("."), Checks::FileOnly).unwrap();
+        assert_eq!(
+            c.steps.burnin_seconds, 20,
+            "the burnin item's sixboot.duration"
+        );
+        assert_eq!(c.steps.pipeline, None);
+        assert_eq!(c.verdict, crate::verdict::Thresholds::default());
+        let text = contract()
+            + r#"
+[steps]
+pipeline = ["inventory", "burnin", "poweroff"]
+burnin_seconds = 600
+self_test = false
+
+[verdict]
+disk_percentage_used_max = 90
+
+[[batch]]
+name = "lot-7"
+macs = ["52:54:00:12:34:56"]
+memory_bytes = 2147483648
+"#;
+        let c = parse(&text, "x.toml", Path::new("."), Checks::FileOnly).unwrap();
+        assert_eq!(
+            c.steps.pipeline.unwrap().names(),
+            ["inventory", "burnin", "poweroff"]
+        );
+        assert_eq!((c.steps.burnin_seconds, c.steps.self_test), (600, false));
+        assert_eq!(c.verdict.disk_percentage_used_max, 90);
+        assert_eq!(c.batches[0].macs, [[0x52, 0x54, 0, 0x12, 0x34, 0x56]]);
+        assert_eq!(c.batches[0].spec.memory_bytes, Some(2 << 30));
+        let bad = contract()
+            + "\n[steps]\npipeline = [\"local\", \"burnin\"]\n\n[[batch]]\nname = \"a b\"\ncpus = 0\n";
+        let out = errors(&bad);
+        assert!(
+            out.contains("steps.pipeline: `local` ends a pipeline"),
+            "{out}"
+        );
+        assert!(
+            out.contains("batch.cpus = 0 is out of range 1..=64"),
+            "{out}"
+        );
+        assert!(out.contains("batch name `a b` must be letters"), "{out}");
+    }
+
+    #[test]
     fn syntax_errors_point_at_the_spot() {
         let out = errors("interface = \"br0\"\n[dhcp4\n");
         assert!(out.starts_with("x.toml:2:"), "{out}");
