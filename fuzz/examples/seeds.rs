@@ -238,6 +238,22 @@ fn http_path() -> Seeds {
     .collect()
 }
 
+/// Every report fixture (tests/fixtures/report/*.json): reports as the image sent them.
+fn report() -> Seeds {
+    let dir = Path::new(FIXTURES).join("report");
+    let mut out: Seeds = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (stem, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: seeds <dir>"));
     let targets = [
@@ -247,6 +263,7 @@ fn main() {
         ("tftp", tftp),
         ("config", config),
         ("http_path", http_path),
+        ("report", report),
     ];
     for (target, seeds) in targets {
         let d = dir.join(target);
