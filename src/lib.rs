@@ -21,6 +21,7 @@ pub mod mac;
 pub mod machines;
 pub mod metrics;
 pub mod netif;
+pub mod pipeline;
 pub mod policy;
 pub mod ra;
 pub mod serve;
@@ -28,5 +29,6 @@ pub mod step;
 pub mod store;
 pub mod tftp;
 pub mod timeline;
+pub mod verdict;
 #[cfg(test)]
 mod wire_testing;

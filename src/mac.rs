@@ -32,6 +32,17 @@ pub fn parse(s: &str) -> Option<[u8; 6]> {
     parts.next().is_none().then_some(out)
 }
 
+/// A MAC read from text with [`parse`], for config lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacText(pub [u8; 6]);
+
+impl std::str::FromStr for MacText {
+    type Err = ();
+    fn from_str(s: &str) -> Result<MacText, ()> {
+        parse(s).map(MacText).ok_or(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,9 @@
 //! every other OS client never get IPv4. Each refusal is a [`Refusal`] that logs,
 //! metrics and `explain` can show.
 
-use crate::config::{Boot, Config, Host, Menu, MenuItem};
+use crate::config::{Boot, Config, Host, Menu, MenuItem, Steps};
+use crate::pipeline::{Action, BURNIN_ITEM, MEMTEST_ITEM, Pipeline};
+use sixboot_report::Step;
 use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -443,6 +445,8 @@ pub enum IpxeBoot<'a> {
     Item(Launch<'a>),
     /// Straight to the local disk, no menu (a `[[host]]` pin to `local`).
     Local,
+    /// Off: a machine whose pipeline ended at `poweroff` and was powered on again.
+    Poweroff,
 }
 
 /// The HTTP-stage decision with why it was taken, for the log.
@@ -450,6 +454,54 @@ pub enum IpxeBoot<'a> {
 pub struct IpxeDecision<'a> {
     pub boot: IpxeBoot<'a>,
     pub why: &'static str,
+    /// The run the burn-in item gets when this script boots it: the pipeline's step, or
+    /// a `burnin` when chosen from the menu or pinned.
+    pub step: Option<StepRun>,
+}
+
+/// One run of a reporting step: what the image gets on its kernel command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepRun {
+    pub step: Step,
+    pub duration_s: u32,
+    pub read_bytes: u64,
+    pub self_test: bool,
+}
+
+/// What the quick `inventory` step reads from each disk at most.
+const INVENTORY_READ_BYTES: u64 = 64 << 20;
+
+/// The kernel arguments a step run sets; an item's own are dropped in their favour.
+const RUN_KEYS: [&str; 4] = [
+    "sixboot.step=",
+    "sixboot.duration=",
+    "sixboot.read_bytes=",
+    "sixboot.self_test=",
+];
+
+impl StepRun {
+    /// The burn-in item's arguments for this run: its own, less any a run sets, then
+    /// the run's.
+    pub fn with_item_args(&self, item: Option<&str>) -> String {
+        let own = item
+            .unwrap_or("")
+            .split_whitespace()
+            .filter(|w| !RUN_KEYS.iter().any(|k| w.starts_with(k)));
+        let mut words: Vec<String> = own.map(str::to_string).collect();
+        words.push(self.kernel_args());
+        words.join(" ")
+    }
+
+    /// The image's kernel arguments for this run (the contract with the agent).
+    pub fn kernel_args(&self) -> String {
+        format!(
+            "sixboot.step={} sixboot.duration={} sixboot.read_bytes={} sixboot.self_test={}",
+            self.step.as_str(),
+            self.duration_s,
+            self.read_bytes,
+            u8::from(self.self_test)
+        )
+    }
 }
 
 impl IpxeDecision<'_> {
@@ -458,14 +510,10 @@ impl IpxeDecision<'_> {
         match &self.boot {
             IpxeBoot::Menu { items, .. } => items.iter().any(|l| l.id == id),
             IpxeBoot::Item(l) => l.id == id,
-            IpxeBoot::Local => false,
+            IpxeBoot::Local | IpxeBoot::Poweroff => false,
         }
     }
 }
-
-/// The menu item id of the burn-in image: booting it gets `sixboot.report=` and
-/// `sixboot.token=` appended to its kernel arguments, so the image can report back.
-pub const BURNIN_ITEM: &str = "burnin";
 
 /// The decisions, built once from the config.
 #[derive(Debug, Clone)]
@@ -474,6 +522,7 @@ pub struct Policy {
     http_listen: Option<Vec<SocketAddr>>,
     menu: Menu,
     hosts: Vec<Host>,
+    steps: Steps,
 }
 
 impl Policy {
@@ -483,7 +532,49 @@ impl Policy {
             http_listen: cfg.http.as_ref().map(|h| h.listen.clone()),
             menu: cfg.menu.clone(),
             hosts: cfg.hosts.clone(),
+            steps: cfg.steps.clone(),
         }
+    }
+
+    /// How a reporting step runs, from `[steps]`.
+    pub fn step_run(&self, step: Step) -> StepRun {
+        let s = &self.steps;
+        match step {
+            Step::Inventory => StepRun {
+                step,
+                duration_s: s.inventory_seconds,
+                read_bytes: s.read_bytes.min(INVENTORY_READ_BYTES),
+                self_test: false,
+            },
+            Step::Burnin => StepRun {
+                step,
+                duration_s: s.burnin_seconds,
+                read_bytes: s.read_bytes,
+                self_test: s.self_test,
+            },
+        }
+    }
+
+    /// The pipeline a machine never seen before starts with.
+    pub fn default_pipeline(&self) -> Option<Pipeline> {
+        self.steps.pipeline.clone()
+    }
+
+    fn item_ids(&self) -> Vec<&str> {
+        self.menu.items.iter().map(|i| i.id.as_str()).collect()
+    }
+
+    /// A pipeline from action names, checked against this menu (see [`Pipeline::parse`]).
+    pub fn pipeline<S: AsRef<str>>(&self, names: &[S]) -> Result<Pipeline, String> {
+        Pipeline::parse(names, &self.item_ids())
+    }
+
+    /// The menu item ids other than the steps' own, for the dashboard's picker.
+    pub fn other_items(&self) -> Vec<&str> {
+        self.item_ids()
+            .into_iter()
+            .filter(|i| !crate::pipeline::STEPS.contains(i))
+            .collect()
     }
 
     /// How `item` boots on `platform`, or `None` when it has no variant there (hidden).
@@ -508,33 +599,62 @@ impl Policy {
     }
 
     /// The HTTP stage: what iPXE on `platform` gets, for the machine `mac` if known.
-    /// `next` is the machine's next action set through the API (`menu`, `local` or an item
-    /// id); without one, a `[[host]] boot` pin stands in. A pin skips the menu; a pin to
-    /// an item this platform cannot run falls back to the menu (and says so) rather than
-    /// leaving the machine stuck.
+    /// `next` is the current action of the machine's pipeline (set through the API or by
+    /// `[steps] pipeline`); without one, a `[[host]] boot` pin stands in. A pin skips the
+    /// menu; a pin to an item this platform cannot run falls back to the menu (and says
+    /// so) rather than leaving the machine stuck.
     pub fn ipxe<'a>(
         &'a self,
         mac: Option<[u8; 6]>,
         platform: Platform,
-        next: Option<&'a str>,
+        next: Option<&Action>,
     ) -> IpxeDecision<'a> {
         let by_api = next.is_some();
-        let pin = next.or_else(|| mac.and_then(|m| self.host_boot(m)));
-        let pinned = |why, boot| IpxeDecision { boot, why };
-        match pin {
-            Some("local") if by_api => return pinned("next action: local disk", IpxeBoot::Local),
-            Some("local") => return pinned("host pinned to local disk", IpxeBoot::Local),
-            Some("menu") | None => {}
-            Some(id) => {
-                let launch = self
-                    .menu
-                    .items
-                    .iter()
-                    .find(|i| i.id == id)
-                    .and_then(|i| self.launch(i, platform));
-                match launch {
-                    Some(l) if by_api => return pinned("next action: an item", IpxeBoot::Item(l)),
-                    Some(l) => return pinned("host pinned to an item", IpxeBoot::Item(l)),
+        // A host pin names a menu item (or `local`, `menu`), never a step.
+        let pin = next.cloned().or_else(|| {
+            mac.and_then(|m| self.host_boot(m)).map(|b| match b {
+                "local" => Action::Local,
+                "menu" => Action::Menu,
+                id => Action::Item(id.to_string()),
+            })
+        });
+        let pinned = |why, boot, step| IpxeDecision { boot, why, step };
+        let item = |id: &str| {
+            self.menu
+                .items
+                .iter()
+                .find(|i| i.id == id)
+                .and_then(|i| self.launch(i, platform))
+        };
+        match &pin {
+            Some(Action::Local) if by_api => {
+                return pinned("next action: local disk", IpxeBoot::Local, None);
+            }
+            Some(Action::Local) => {
+                return pinned("host pinned to local disk", IpxeBoot::Local, None);
+            }
+            Some(Action::Poweroff) => {
+                return pinned("next action: power off", IpxeBoot::Poweroff, None);
+            }
+            Some(Action::Menu) | None => {}
+            Some(Action::Run(step)) => {
+                if let Some(l) = item(BURNIN_ITEM) {
+                    let run = Some(self.step_run(*step));
+                    return pinned("next action: a step", IpxeBoot::Item(l), run);
+                }
+            }
+            Some(Action::Memtest) => {
+                if let Some(l) = item(MEMTEST_ITEM) {
+                    return pinned("next action: a step", IpxeBoot::Item(l), None);
+                }
+            }
+            Some(Action::Item(id)) => {
+                let run = (id == BURNIN_ITEM).then(|| self.step_run(Step::Burnin));
+                match item(id) {
+                    Some(l) if by_api => {
+                        return pinned("next action: an item", IpxeBoot::Item(l), run);
+                    }
+                    Some(l) => return pinned("host pinned to an item", IpxeBoot::Item(l), run),
                     None => {}
                 }
             }
@@ -553,13 +673,9 @@ impl Policy {
             _ => "local",
         };
         let why = match pin {
-            Some(id) if id != "menu" && by_api => {
-                "next action: an item with no variant for this platform: menu"
-            }
-            Some(id) if id != "menu" => {
-                "host pinned to an item with no variant for this platform: menu"
-            }
-            _ => "menu",
+            Some(Action::Menu) | None => "menu",
+            Some(_) if by_api => "next action: an item with no variant for this platform: menu",
+            Some(_) => "host pinned to an item with no variant for this platform: menu",
         };
         IpxeDecision {
             boot: IpxeBoot::Menu {
@@ -568,6 +684,7 @@ impl Policy {
                 timeout: self.menu.timeout,
             },
             why,
+            step: Some(self.step_run(Step::Burnin)),
         }
     }
 
@@ -579,24 +696,13 @@ impl Policy {
             .and_then(|h| h.boot.as_deref())
     }
 
-    /// Whether `next` is a next action the API may set: `menu`, `local` or a menu item id.
-    pub fn is_next_action(&self, next: &str) -> bool {
-        ["menu", "local"].contains(&next) || self.menu.items.iter().any(|i| i.id == next)
-    }
-
-    /// The next actions the API accepts, for its error message.
-    pub fn next_actions(&self) -> Vec<&str> {
-        let items = self.menu.items.iter().map(|i| i.id.as_str());
-        ["menu", "local"].into_iter().chain(items).collect()
-    }
-
-    /// The files (relative to `[http] root`) whose fetch means a burn-in has started:
-    /// every variant of the [`BURNIN_ITEM`].
-    pub fn burnin_files(&self) -> Vec<String> {
+    /// The files (relative to `[http] root`) whose fetch means menu item `id` is booting:
+    /// every variant of it.
+    pub fn files_of(&self, id: &str) -> Vec<String> {
         self.menu
             .items
             .iter()
-            .filter(|i| i.id == BURNIN_ITEM)
+            .filter(|i| i.id == id)
             .flat_map(|i| [&i.bios, &i.efi, &i.kernel])
             .flatten()
             .cloned()
@@ -704,6 +810,7 @@ pub(crate) mod tests_support {
             http_listen: http.map(|h| vec![h.parse().unwrap()]),
             menu: Menu::default(),
             hosts: Vec::new(),
+            steps: Steps::default(),
         }
     }
 }
@@ -723,6 +830,7 @@ mod tests {
             http_listen: http.map(|h| vec![h.parse().unwrap()]),
             menu: Menu::default(),
             hosts: Vec::new(),
+            steps: Steps::default(),
         }
     }
 
@@ -918,6 +1026,7 @@ mod tests {
                 ],
             },
             hosts,
+            steps: Steps::default(),
         }
     }
 
@@ -1013,23 +1122,58 @@ mod tests {
             boot: Some("local".into()),
         };
         let p = menu_policy(None, vec![host]);
+        let next = |n: &str| Some(Action::from_name(n));
         assert_eq!(p.ipxe(Some(MAC), Platform::Efi, None).boot, IpxeBoot::Local);
-        let d = p.ipxe(Some(MAC), Platform::Efi, Some("memtest"));
+        let d = p.ipxe(Some(MAC), Platform::Efi, next("memtest").as_ref());
         assert!(
             matches!(d.boot, IpxeBoot::Item(Launch { id: "memtest", .. })),
             "{d:?}"
         );
-        assert_eq!(d.why, "next action: an item");
+        assert_eq!((d.why, d.step), ("next action: a step", None));
         assert!(d.can_boot("memtest") && !d.can_boot("linux"));
-        let d = p.ipxe(Some(MAC), Platform::Efi, Some("menu"));
+        let d = p.ipxe(Some(MAC), Platform::Efi, next("menu").as_ref());
         assert_eq!(ids(&d), ["memtest", "linux"]);
         assert!(d.can_boot("linux"));
-        let d = p.ipxe(Some(MAC), Platform::Efi, Some("biosonly"));
+        let d = p.ipxe(Some(MAC), Platform::Efi, next("biosonly").as_ref());
         assert_eq!(
             d.why,
             "next action: an item with no variant for this platform: menu"
         );
-        assert!(p.is_next_action("linux") && p.is_next_action("local"));
-        assert!(!p.is_next_action("shell") && !p.is_next_action("nope"));
+        let d = p.ipxe(Some(MAC), Platform::Pcbios, next("poweroff").as_ref());
+        assert_eq!(d.boot, IpxeBoot::Poweroff);
+    }
+
+    #[test]
+    fn a_reporting_step_boots_the_burnin_item_with_its_run() {
+        let mut p = menu_policy(None, vec![]);
+        p.menu.items.push(MenuItem {
+            id: "burnin".into(),
+            kernel: Some("burnin/vmlinuz".into()),
+            ..MenuItem::default()
+        });
+        let d = p.ipxe(
+            Some(MAC),
+            Platform::Efi,
+            Some(&Action::Run(Step::Inventory)),
+        );
+        assert!(d.can_boot("burnin"), "{d:?}");
+        let run = d.step.expect("a step run");
+        assert_eq!(
+            run.kernel_args(),
+            "sixboot.step=inventory sixboot.duration=10 sixboot.read_bytes=67108864 sixboot.self_test=0"
+        );
+        let d = p.ipxe(Some(MAC), Platform::Efi, Some(&Action::Run(Step::Burnin)));
+        assert_eq!(
+            d.step.unwrap().kernel_args(),
+            "sixboot.step=burnin sixboot.duration=1800 sixboot.read_bytes=1073741824 sixboot.self_test=1"
+        );
+        assert_eq!(p.files_of("burnin"), ["burnin/vmlinuz"]);
+        assert_eq!(p.other_items(), ["biosonly", "linux"]);
+        assert!(p.pipeline(&["inventory", "burnin", "poweroff"]).is_ok());
+        assert!(
+            p.pipeline(&["shell"])
+                .unwrap_err()
+                .starts_with("unknown step `shell`")
+        );
     }
 }

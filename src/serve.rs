@@ -35,7 +35,13 @@ pub async fn serve(cfg: Config) -> Result<(), String> {
         dropped.clone(),
     );
     let timeline = Arc::new(Timeline::with_sink(steps, dropped));
-    let machines = Arc::new(Machines::load(&snapshot, writer.clone(), policy.clone()));
+    let rules = Arc::new(crate::verdict::Rules::new(&cfg));
+    let machines = Arc::new(Machines::load(
+        &snapshot,
+        writer.clone(),
+        policy.clone(),
+        rules,
+    ));
     let (stop_tx, stop) = watch::channel(false);
     let mut tasks: JoinSet<(&'static str, std::io::Result<()>)> = JoinSet::new();
     {

@@ -28,13 +28,23 @@ fn next_actions_need_the_admin_token_and_steer_the_script() {
     assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
     let unknown = put_next(&lab, &c, MAC, r#"{"next":"doom"}"#, Some(ADMIN));
     assert_eq!(unknown.status, 422);
-    assert!(
-        json(&unknown)["error"]
-            .as_str()
-            .unwrap()
-            .contains("menu, local, memtest, burnin"),
+    assert_eq!(
+        json(&unknown)["error"],
+        "unknown step `doom`; steps: inventory, burnin, memtest; ends: local, menu, poweroff",
         "{}",
         unknown.text()
+    );
+    let bad_pipeline = put_next(
+        &lab,
+        &c,
+        MAC,
+        r#"{"pipeline":["inventory","local","burnin"]}"#,
+        Some(ADMIN),
+    );
+    assert_eq!(bad_pipeline.status, 422);
+    assert_eq!(
+        json(&bad_pipeline)["error"],
+        "`local` ends a pipeline: it can only come last"
     );
     assert_eq!(
         put_next(&lab, &c, MAC, r#"{"nxt":1}"#, Some(ADMIN)).status,
@@ -114,6 +124,155 @@ fn next_actions_need_the_admin_token_and_steer_the_script() {
 }
 
 #[test]
+fn pipelines_specs_and_bulk_changes_are_checked_whole() {
+    let api = format!("\n[api]\nadmin_token = \"{ADMIN}\"\n");
+    let (lab, c, _, _) = started("apibulk", &api);
+    let other = "52:54:00:00:00:42";
+    let post = |path: &str, body: &str, token: Option<&str>| {
+        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ];
+        if let Some(a) = &auth {
+            args.extend(["-H", a]);
+        }
+        curl(&lab, &c, &format!("{}{path}", base()), &args)
+    };
+    let bulk = |body: &str| post("/api/v1/machines/bulk", body, Some(ADMIN));
+    assert_eq!(post("/api/v1/machines/bulk", "{}", None).status, 401);
+    let steps =
+        format!(r#"{{"macs":["{MAC}","{other}"],"pipeline":["inventory","burnin","fry"]}}"#);
+    let r = bulk(&steps);
+    assert_eq!(r.status, 422);
+    assert!(
+        json(&r)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown step `fry`; steps: inventory")
+    );
+    let r = bulk(&format!(
+        r#"{{"macs":["{MAC}","nope"],"next":"inventory"}}"#
+    ));
+    assert_eq!(
+        (
+            r.status,
+            json(&r)["error"].as_str().unwrap().starts_with("macs[1]:")
+        ),
+        (422, true)
+    );
+    let r = bulk(&format!(
+        r#"{{"macs":["{MAC}"],"spec":{{"memory_bytes":-4}}}}"#
+    ));
+    assert_eq!(r.status, 422);
+    assert!(
+        json(&r)["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.memory_bytes:"),
+        "{}",
+        r.text()
+    );
+    let r = bulk(&format!(r#"{{"macs":["{MAC}"],"spec":{{"cpus":100000}}}}"#));
+    assert_eq!(r.status, 422);
+    // None of the refused changes made a record.
+    assert_eq!(
+        json(&curl(&lab, &c, &format!("{}/api/v1/machines", base()), &[])),
+        serde_json::json!([])
+    );
+
+    let r = bulk(&format!(
+        r#"{{"macs":["{MAC}","{other}"],"pipeline":["inventory","burnin","poweroff"],"batch":"lot-7","spec":{{"memory_bytes":2147483648}}}}"#
+    ));
+    assert_eq!(
+        (r.status, json(&r)["changed"].as_u64()),
+        (200, Some(2)),
+        "{}",
+        r.text()
+    );
+    let v = json(&machine(&lab, &c, other));
+    assert_eq!(
+        v["pipeline"],
+        serde_json::json!({"steps": ["inventory", "burnin", "poweroff"], "at": 0})
+    );
+    assert_eq!(
+        (&v["batch"], &v["next"]),
+        (&"lot-7".into(), &"inventory".into())
+    );
+    assert_eq!(v["spec"]["memory_bytes"], 2147483648u64);
+
+    // The inventory step boots the burn-in image with its own run; its report moves the
+    // pipeline on and is judged against the spec.
+    let s = script(&lab, &c, MAC, "");
+    assert!(
+        s.contains(" sixboot.step=inventory sixboot.duration=10 "),
+        "{s}"
+    );
+    let (_, token) = burnin_args(&s).unwrap();
+    let r = post_report(
+        &lab,
+        &c,
+        MAC,
+        report("inventory", None).as_bytes(),
+        Some(&token),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        (&json(&r)["result"], &json(&r)["then"]),
+        (&"FAIL system spec".into(), &"reboot".into())
+    );
+    let v = json(&machine(&lab, &c, MAC));
+    assert_eq!(
+        (&v["next"], &v["verdict"]["spec"]),
+        (&"burnin".into(), &false.into())
+    );
+    assert!(
+        v["report"]["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("memory 1 GiB, expected 2 GiB")
+    );
+    let s = script(&lab, &c, MAC, "");
+    assert!(
+        s.contains(" sixboot.step=burnin sixboot.duration=20 "),
+        "{s}"
+    );
+
+    // The spec fixed through the API: the same report is judged again at once.
+    let put = curl(
+        &lab,
+        &c,
+        &format!("{}/api/v1/machines/{MAC}/spec", base()),
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {ADMIN}"),
+            "-d",
+            r#"{"memory_bytes":1073741824,"disks":1}"#,
+        ],
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(json(&put)["result"], "PASS");
+    let r = curl(
+        &lab,
+        &c,
+        &format!("{}/api/v1/auth", base()),
+        &["-H", &format!("Authorization: Bearer {ADMIN}")],
+    );
+    assert_eq!(r.status, 204);
+    let r = curl(&lab, &c, &format!("{}/api/v1/actions", base()), &[]);
+    assert_eq!(
+        json(&r)["steps"],
+        serde_json::json!(["inventory", "burnin", "memtest"])
+    );
+}
+
+#[test]
 fn without_an_admin_token_next_actions_are_disabled() {
     let (lab, c, _, _) = started("apinoadmin", "");
     let r = put_next(&lab, &c, MAC, r#"{"next":"burnin"}"#, Some("anything"));
@@ -138,7 +297,7 @@ fn reports_are_checked_stored_and_survive_kill_9() {
     );
     let zero = "00000000-0000-0000-0000-000000000000";
     let (_, token) = burnin_args(&script(&lab, &c, MAC, zero)).expect("burn-in args");
-    let good = report("pass", None);
+    let good = report("burnin", None);
 
     let unknown = post_report(&lab, &c, "52:54:00:00:00:77", good.as_bytes(), Some(&token));
     assert_eq!(unknown.status, 404, "{}", unknown.text());
@@ -148,12 +307,12 @@ fn reports_are_checked_stored_and_survive_kill_9() {
     );
     let wrong = post_report(&lab, &c, MAC, good.as_bytes(), Some(&"0".repeat(32)));
     assert_eq!(wrong.status, 401);
-    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(70 << 10));
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 << 10));
     assert_eq!(
         post_report(&lab, &c, MAC, big.as_bytes(), Some(&token)).status,
         413
     );
-    let malformed = post_report(&lab, &c, MAC, b"{\"result\": pa", Some(&token));
+    let malformed = post_report(&lab, &c, MAC, b"{\"step\": pa", Some(&token));
     assert_eq!(malformed.status, 400);
     assert!(
         json(&malformed)["error"]
@@ -161,7 +320,7 @@ fn reports_are_checked_stored_and_survive_kill_9() {
             .unwrap()
             .contains("malformed JSON")
     );
-    let missing = post_report(&lab, &c, MAC, br#"{"result":"pass"}"#, Some(&token));
+    let missing = post_report(&lab, &c, MAC, br#"{"step":"burnin"}"#, Some(&token));
     assert_eq!(missing.status, 422);
     assert!(
         json(&missing)["error"]
@@ -171,10 +330,31 @@ fn reports_are_checked_stored_and_survive_kill_9() {
         "{}",
         missing.text()
     );
-    let lying = report("pass", Some("edac"));
+    // Each refusal names the field's path: unknown component, wrong type, out of range.
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    v["checks"][0]["component"] = "gpu".into();
+    let unknown_part = post_report(&lab, &c, MAC, v.to_string().as_bytes(), Some(&token));
+    assert_eq!(unknown_part.status, 422);
+    assert_eq!(json(&unknown_part)["path"], "checks[0].component");
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    v["inventory"]["memory"]["bytes"] = "1 GiB".into();
+    let wrong_type = post_report(&lab, &c, MAC, v.to_string().as_bytes(), Some(&token));
+    assert_eq!(json(&wrong_type)["path"], "inventory.memory.bytes");
+    let mut v: Value = serde_json::from_str(&good).unwrap();
+    v["inventory"]["disks"][0]["smart"]["temperature_c"] = 5000.into();
+    let range = post_report(&lab, &c, MAC, v.to_string().as_bytes(), Some(&token));
+    assert_eq!(range.status, 422);
     assert_eq!(
-        post_report(&lab, &c, MAC, lying.as_bytes(), Some(&token)).status,
-        422
+        json(&range)["path"],
+        "inventory.disks[0].smart.temperature_c"
+    );
+    assert!(
+        json(&range)["error"]
+            .as_str()
+            .unwrap()
+            .contains("5000 is out of range"),
+        "{}",
+        range.text()
     );
     assert_eq!(
         post_report(&lab, &c, "52-54-00-12-34-56", good.as_bytes(), Some(&token)).status,
@@ -186,12 +366,16 @@ fn reports_are_checked_stored_and_survive_kill_9() {
     let ok = post_report(&lab, &c, MAC, good.as_bytes(), Some(&token));
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(json(&ok)["stored"], true);
+    assert_eq!(json(&ok)["then"], "stay", "a burn-in run by hand");
     let v = json(&machine(&lab, &c, MAC));
     assert_eq!(
         (&v["result"], &v["state"]),
         (&"PASS".into(), &"pass".into())
     );
-    assert_eq!(v["report"]["image"], "extra fields are kept");
+    assert_eq!(v["report"]["inventory"]["disks"][0]["serial"], "NVME-0001");
+    assert_eq!(v["report"]["checks"][0]["component"], "cpu");
+    assert_eq!(v["report"]["checks"][0]["ok"], true);
+    assert_eq!(v["verdict"]["result"], "pass");
     assert_eq!(v["uuid"], zero);
     assert!(v.get("token").is_none(), "tokens are never shown: {v}");
     assert!(stages(&v).contains(&"api report".to_string()), "{v}");
@@ -228,10 +412,8 @@ fn reports_are_checked_stored_and_survive_kill_9() {
     lab.start_sixboot(&cfg);
     assert!(ready(&lab, &c), "no restart:\n{}", lab.log());
     let v = json(&machine(&lab, &c, MAC));
-    assert_eq!(
-        (&v["result"], &v["next"]),
-        (&"PASS".into(), &"burnin".into())
-    );
+    // The pipeline of one step is done: the machine is back at the menu.
+    assert_eq!((&v["result"], &v["next"]), (&"PASS".into(), &"menu".into()));
     let st = stages(&v);
     for want in ["api next", "http script", "api report"] {
         assert!(
@@ -240,11 +422,11 @@ fn reports_are_checked_stored_and_survive_kill_9() {
         );
     }
     // The image retries after a restart: the token it booted with still works.
-    let failed = report("fail", Some("stress-ng-vm"));
+    let failed = report("burnin", Some("edac"));
     let again = post_report(&lab, &c, MAC, failed.as_bytes(), Some(&token));
     assert_eq!(again.status, 200, "{}", again.text());
-    assert_eq!(json(&machine(&lab, &c, MAC))["result"], "FAIL stress-ng-vm");
-    assert!(script(&lab, &c, MAC, zero).contains("\ngoto item-burnin\n"));
+    assert_eq!(json(&machine(&lab, &c, MAC))["result"], "FAIL memory edac");
+    assert!(script(&lab, &c, MAC, zero).contains("\nchoose "));
 }
 
 #[test]

@@ -46,7 +46,13 @@ fn rows_change_live_through_burn_in_and_report() {
     let row = b.wait_row(MAC, "running", LIVE).expect("running");
     assert_eq!(row["result"], "running");
     assert_eq!(row["stage"], "http served");
-    let posted = post_report(&lab, &c, MAC, report("pass", None).as_bytes(), Some(&token));
+    let posted = post_report(
+        &lab,
+        &c,
+        MAC,
+        report("burnin", None).as_bytes(),
+        Some(&token),
+    );
     assert_eq!(posted.status, 200);
     let row = b
         .wait_row(MAC, "pass", LIVE)
@@ -66,13 +72,13 @@ fn rows_change_live_through_burn_in_and_report() {
     let third = "52:54:00:00:00:03";
     put_next(&lab, &c, third, r#"{"next":"burnin"}"#, Some(ADMIN));
     let (_, t3) = burnin_args(&script(&lab, &c, third, "")).unwrap();
-    let failed = report("fail", Some("stress-ng-vm"));
+    let failed = report("burnin", Some("edac"));
     assert_eq!(
         post_report(&lab, &c, third, failed.as_bytes(), Some(&t3)).status,
         200
     );
     let row = b.wait_row(third, "fail", LIVE).expect("FAIL");
-    assert_eq!(row["result"], "FAIL stress-ng-vm");
+    assert_eq!(row["result"], "FAIL memory edac");
     assert_eq!(b.eval("window.sixbootMarker"), 42, "the page reloaded");
     // A fourth starts burning while the page watches.
     let fourth = "52:54:00:00:00:04";
@@ -113,7 +119,7 @@ fn rows_change_live_through_burn_in_and_report() {
         .to_string();
     for want in [
         "PASS",
-        "stress-ng-cpu",
+        "stress",
         "api report",
         "http served",
         "/burnin/vmlinuz",

@@ -118,6 +118,18 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
         r.finish(t);
         Api { admin_token }
     });
+    let steps_table = r.sub(top, "steps");
+    let steps = steps(r, steps_table, &menu);
+    let verdict = r
+        .sub(top, "verdict")
+        .map(|t| verdict(r, t))
+        .unwrap_or_default();
+    let mut batches: Vec<Batch> = Vec::new();
+    for t in r.tables(top, "batch") {
+        if let Some(b) = batch(r, t, &batches) {
+            batches.push(b);
+        }
+    }
 
     Some(Config {
         interface: interface?.value,
@@ -130,6 +142,9 @@ fn walk(r: &mut Reader, top: &mut Table, base: &Path, checks: Checks) -> Option<
         menu,
         hosts,
         api: api.unwrap_or_default(),
+        steps,
+        verdict,
+        batches,
         warnings: Vec::new(),
     })
 }
@@ -570,6 +585,141 @@ fn host(r: &mut Reader, mut t: Table, menu: &Menu) -> Option<Host> {
     }
 }
 
+/// `[steps]`, or its defaults. `burnin_seconds` defaults to the `sixboot.duration=` in the
+/// burn-in item's args when there is one, so a config written before steps existed keeps
+/// its burn-in length.
+fn steps(r: &mut Reader, t: Option<Table>, menu: &Menu) -> Steps {
+    let mut d = Steps::default();
+    if let Some(n) = menu
+        .items
+        .iter()
+        .find(|i| i.id == crate::pipeline::BURNIN_ITEM)
+        .and_then(|i| i.args.as_deref())
+        .and_then(|a| {
+            a.split_whitespace()
+                .find_map(|w| w.strip_prefix("sixboot.duration="))
+        })
+        .and_then(|n| n.parse().ok())
+    {
+        d.burnin_seconds = n;
+    }
+    let Some(mut t) = t else {
+        return d;
+    };
+    let secs = |r: &mut Reader, t: &mut Table, key, range: std::ops::Range<i64>, def: u32| {
+        r.int(t, key, range).map_or(def, |v| v.value as u32)
+    };
+    let inventory_seconds = secs(r, &mut t, "inventory_seconds", 1..3601, d.inventory_seconds);
+    let burnin_seconds = secs(
+        r,
+        &mut t,
+        "burnin_seconds",
+        10..7 * 86_400 + 1,
+        d.burnin_seconds,
+    );
+    let read_bytes = r
+        .int(&mut t, "read_bytes", 0..(1 << 50) + 1)
+        .map_or(d.read_bytes, |v| v.value as u64);
+    let self_test = r.bool(&mut t, "self_test").unwrap_or(d.self_test);
+    let pipeline = r
+        .parsed_list::<String>(&mut t, "pipeline", "a step name")
+        .and_then(|l| {
+            let names: Vec<&str> = l.value.iter().map(|s| s.value.as_str()).collect();
+            let items: Vec<&str> = menu.items.iter().map(|i| i.id.as_str()).collect();
+            crate::pipeline::Pipeline::parse(&names, &items)
+                .map_err(|e| r.problem(l.span.clone(), format!("steps.pipeline: {e}")))
+                .ok()
+        });
+    r.finish(t);
+    Steps {
+        inventory_seconds,
+        burnin_seconds,
+        read_bytes,
+        self_test,
+        pipeline,
+    }
+}
+
+fn verdict(r: &mut Reader, mut t: Table) -> crate::verdict::Thresholds {
+    let d = crate::verdict::Thresholds::default();
+    let mut count = |r: &mut Reader, key, def: u64| {
+        r.int(&mut t, key, 0..(1 << 32))
+            .map_or(def, |v| v.value as u64)
+    };
+    let th = crate::verdict::Thresholds {
+        disk_reallocated_max: count(r, "disk_reallocated_max", d.disk_reallocated_max),
+        disk_pending_max: count(r, "disk_pending_max", d.disk_pending_max),
+        disk_media_errors_max: count(r, "disk_media_errors_max", d.disk_media_errors_max),
+        memory_corrected_max: count(r, "memory_corrected_max", d.memory_corrected_max),
+        cpu_throttle_max: count(r, "cpu_throttle_max", d.cpu_throttle_max),
+        disk_percentage_used_max: r
+            .int(&mut t, "disk_percentage_used_max", 0..256)
+            .map_or(d.disk_percentage_used_max, |v| v.value as u16),
+        disk_temperature_max_c: r
+            .int(&mut t, "disk_temperature_max_c", 0..201)
+            .map_or(d.disk_temperature_max_c, |v| v.value as i32),
+        disk_read_min_mb_s: r
+            .int(&mut t, "disk_read_min_mb_s", 0..100_001)
+            .map_or(d.disk_read_min_mb_s, |v| v.value as f64),
+        nic_min_speed_mbps: r
+            .int(&mut t, "nic_min_speed_mbps", 0..10_000_001)
+            .map_or(d.nic_min_speed_mbps, |v| v.value as u32),
+    };
+    r.finish(t);
+    th
+}
+
+fn batch(r: &mut Reader, mut t: Table, before: &[Batch]) -> Option<Batch> {
+    let name = r.string(&mut t, "name");
+    let macs = r
+        .parsed_list::<crate::mac::MacText>(&mut t, "macs", "a MAC address like 52:54:00:12:34:56")
+        .map_or_else(Vec::new, |l| {
+            l.value.into_iter().map(|m| m.value.0).collect()
+        });
+    let mut spec = crate::verdict::Spec {
+        cpu_model: r.string(&mut t, "cpu_model").map(|s| s.value),
+        ..Default::default()
+    };
+    spec.cpus = r.int(&mut t, "cpus", 1..65).map(|v| v.value as u32);
+    spec.memory_bytes = r
+        .int(&mut t, "memory_bytes", (1 << 20)..(1 << 56) + 1)
+        .map(|v| v.value as u64);
+    spec.disks = r.int(&mut t, "disks", 0..1025).map(|v| v.value as u32);
+    spec.disk_min_bytes = r
+        .int(&mut t, "disk_min_bytes", 0..(1 << 56) + 1)
+        .map(|v| v.value as u64);
+    if let Err(e) = spec.check() {
+        r.problem(t.span.clone(), format!("[[batch]] {e}"));
+    }
+    if name.is_none() && !t.has("name") {
+        r.problem(t.span.clone(), "[[batch]] needs `name`");
+    }
+    r.finish(t);
+    let name = name?;
+    if !valid_id(&name.value) {
+        r.problem(
+            name.span,
+            format!(
+                "batch name `{}` must be letters, digits, `-` or `_`",
+                name.value
+            ),
+        );
+        return None;
+    }
+    if before.iter().any(|b| b.name == name.value) {
+        r.problem(
+            name.span,
+            format!("batch `{}` is defined twice", name.value),
+        );
+        return None;
+    }
+    Some(Batch {
+        name: name.value,
+        macs,
+        spec,
+    })
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
@@ -706,6 +856,53 @@ mod tests {
         assert!(out.contains("max_connections = 0 is out of range"), "{out}");
         assert!(out.contains("request_timeout must be an integer"), "{out}");
         assert!(out.contains("send_timeout = 0 is out of range"), "{out}");
+    }
+
+    #[test]
+    fn steps_verdict_and_batches_are_read_and_checked() {
+        let c = parse(&contract(), "x.toml", Path::new("."), Checks::FileOnly).unwrap();
+        assert_eq!(
+            c.steps.burnin_seconds, 20,
+            "the burnin item's sixboot.duration"
+        );
+        assert_eq!(c.steps.pipeline, None);
+        assert_eq!(c.verdict, crate::verdict::Thresholds::default());
+        let text = contract()
+            + r#"
+[steps]
+pipeline = ["inventory", "burnin", "poweroff"]
+burnin_seconds = 600
+self_test = false
+
+[verdict]
+disk_percentage_used_max = 90
+
+[[batch]]
+name = "lot-7"
+macs = ["52:54:00:12:34:56"]
+memory_bytes = 2147483648
+"#;
+        let c = parse(&text, "x.toml", Path::new("."), Checks::FileOnly).unwrap();
+        assert_eq!(
+            c.steps.pipeline.unwrap().names(),
+            ["inventory", "burnin", "poweroff"]
+        );
+        assert_eq!((c.steps.burnin_seconds, c.steps.self_test), (600, false));
+        assert_eq!(c.verdict.disk_percentage_used_max, 90);
+        assert_eq!(c.batches[0].macs, [[0x52, 0x54, 0, 0x12, 0x34, 0x56]]);
+        assert_eq!(c.batches[0].spec.memory_bytes, Some(2 << 30));
+        let bad = contract()
+            + "\n[steps]\npipeline = [\"local\", \"burnin\"]\n\n[[batch]]\nname = \"a b\"\ncpus = 0\n";
+        let out = errors(&bad);
+        assert!(
+            out.contains("steps.pipeline: `local` ends a pipeline"),
+            "{out}"
+        );
+        assert!(
+            out.contains("batch.cpus = 0 is out of range 1..=64"),
+            "{out}"
+        );
+        assert!(out.contains("batch name `a b` must be letters"), "{out}");
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct Config {
     pub menu: Menu,
     pub hosts: Vec<Host>,
     pub api: Api,
+    pub steps: Steps,
+    /// `[verdict]`: the limits each part of a machine is held to.
+    pub verdict: crate::verdict::Thresholds,
+    /// `[[batch]]`: groups of machines with the spec they are sold with.
+    pub batches: Vec<Batch>,
     /// Things that work but deserve the operator's attention, as `FILE:LINE:COL: warning:
     /// message` lines (only with system checks, such as a root sixboot itself can write).
     pub warnings: Vec<String>,
@@ -137,4 +142,40 @@ pub struct Host {
 pub struct Api {
     /// Bearer token for endpoints that change state; without it they are disabled.
     pub admin_token: Option<String>,
+}
+
+/// `[steps]`: how the burn-in image's steps run, and the pipeline new machines get.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Steps {
+    /// Seconds of every test in the quick `inventory` step.
+    pub inventory_seconds: u32,
+    /// Seconds of the full `burnin` step.
+    pub burnin_seconds: u32,
+    /// Bytes the `burnin` step reads from each disk (`inventory` reads at most 64 MiB).
+    pub read_bytes: u64,
+    /// Whether `burnin` runs each drive's short self-test.
+    pub self_test: bool,
+    /// The pipeline a machine never seen before starts with; `None` leaves it at the menu.
+    pub pipeline: Option<crate::pipeline::Pipeline>,
+}
+
+impl Default for Steps {
+    fn default() -> Steps {
+        Steps {
+            inventory_seconds: 10,
+            burnin_seconds: 1800,
+            read_bytes: 1 << 30,
+            self_test: true,
+            pipeline: None,
+        }
+    }
+}
+
+/// A batch: machines racked together and sold as one spec. Machines join by MAC here or
+/// through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub name: String,
+    pub macs: Vec<[u8; 6]>,
+    pub spec: crate::verdict::Spec,
 }

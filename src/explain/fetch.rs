@@ -5,9 +5,10 @@
 use super::{Sample, unspecified};
 use crate::config::Config;
 use crate::mac::Mac;
+use crate::pipeline::BURNIN_ITEM;
 use crate::policy::{
-    BURNIN_ITEM, Boot4, Client, Fetch, IpxeBoot, Launch, Method, NoBootUrl, Platform, Policy,
-    Refusal, Target, classify,
+    Boot4, Client, Fetch, IpxeBoot, Launch, Method, NoBootUrl, Platform, Policy, Refusal, Target,
+    classify,
 };
 use crate::tftp::paths;
 use std::fmt::Write;
@@ -212,7 +213,7 @@ fn ipxe(cfg: &Config, policy: &Policy, platform: Platform, mac: Option<[u8; 6]>)
         Some(m) => match crate::machines::stored_next(&cfg.state_dir, m) {
             Ok(Some(n)) => (
                 Some(n.clone()),
-                format!("next action `{n}` set through the API (read from the store)"),
+                format!("next action `{n}` from its pipeline (read from the store)"),
             ),
             Ok(None) => (
                 None,
@@ -231,7 +232,7 @@ fn ipxe(cfg: &Config, policy: &Policy, platform: Platform, mac: Option<[u8; 6]>)
             ),
         },
     };
-    let d = policy.ipxe(mac, platform, next.as_deref());
+    let d = policy.ipxe(mac, platform, next.as_ref());
     out.push(format!("for {note}:"));
     match &d.boot {
         IpxeBoot::Menu {
@@ -274,7 +275,14 @@ fn ipxe(cfg: &Config, policy: &Policy, platform: Platform, mac: Option<[u8; 6]>)
                 d.why,
                 launch(l)
             ));
+            if let Some(run) = &d.step {
+                out.push(format!("  runs the step with \"{}\"", run.kernel_args()));
+            }
         }
+        IpxeBoot::Poweroff => out.push(format!(
+            "  no menu (decision `{}`): powers off (iPXE's poweroff, else the local disk)",
+            d.why
+        )),
         IpxeBoot::Local => out.push(format!(
             "  no menu (decision `{}`): boots the local disk",
             d.why
@@ -300,7 +308,7 @@ fn launch(l: &Launch) -> String {
         let _ = write!(s, ", args \"{a}\"");
     }
     if l.id == BURNIN_ITEM {
-        s.push_str(", plus sixboot.report= and a fresh sixboot.token= per script");
+        s.push_str(", plus its step's run, sixboot.report= and a fresh sixboot.token= per script");
     }
     s
 }

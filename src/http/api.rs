@@ -1,13 +1,15 @@
-//! The machines API (JSON). Reading is open; changing a next action needs
-//! `[api] admin_token` as a bearer token; a report needs the machine's current burn-in
-//! token. Every refusal is a 4xx with `{"error": "..."}` saying why, and is logged.
+//! The machines API (JSON). Reading is open; changing a machine (its pipeline, batch or
+//! spec) needs `[api] admin_token` as a bearer token; a report needs the machine's current
+//! burn-in token. Every refusal is a 4xx with `{"error": "..."}` saying why, and is logged.
 //!
 //! MACs in URLs are lowercase and colon-separated (`52:54:00:12:34:56`); any other form
 //! is refused with 400 rather than guessed at, so one machine has one URL.
 
 use super::AppState;
 use crate::mac::Mac;
-use crate::machines::{Invalid, Refusal, Report};
+use crate::machines::{Edit, Refusal};
+use crate::pipeline::{ENDS, STEPS};
+use crate::verdict::Spec;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,6 +21,7 @@ use axum_extra::headers::authorization::Bearer;
 use axum_extra::typed_header::TypedHeaderRejection;
 use futures_util::{Stream, StreamExt};
 use serde_json::{Value, json};
+use sixboot_report::{Invalid, MAX_REPORT_BYTES, Report};
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
@@ -30,11 +33,20 @@ pub(super) const MACHINES: &str = "/api/v1/machines";
 pub(super) const MACHINE: &str = "/api/v1/machines/{mac}";
 pub(super) const REPORT: &str = "/api/v1/machines/{mac}/report";
 pub(super) const NEXT: &str = "/api/v1/machines/{mac}/next";
+pub(super) const SPEC: &str = "/api/v1/machines/{mac}/spec";
+/// One change to many machines at once (the dashboard's selection).
+pub(super) const BULK: &str = "/api/v1/machines/bulk";
+/// Whether a bearer token is the admin token (the dashboard's sign-in).
+pub(super) const AUTH: &str = "/api/v1/auth";
+/// What a pipeline may hold (the dashboard's picker).
+pub(super) const ACTIONS: &str = "/api/v1/actions";
 /// Live updates (Server-Sent Events): one `machine` event per changed machine.
 pub(super) const EVENTS: &str = "/api/v1/events";
 
-/// Largest request body taken (a report is a few KiB).
-pub(super) const MAX_BODY: usize = 64 << 10;
+/// Largest request body taken other than a report (a bulk change of 10,000 MACs fits).
+pub(super) const MAX_BODY: usize = 256 << 10;
+/// Most machines one bulk change may name.
+const MAX_BULK: usize = 10_000;
 
 fn json_response(status: StatusCode, v: &Value) -> Response {
     (
@@ -82,22 +94,22 @@ fn bearer(auth: &Auth) -> Option<&str> {
     auth.as_ref().ok().map(|TypedHeader(a)| a.token())
 }
 
-/// The body, at most [`MAX_BODY`] bytes (413 past it, also when Content-Length says so).
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// The body, at most `max` bytes (413 past it, also when Content-Length says so).
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, Response> {
     let too_big = || {
         refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body is larger than {MAX_BODY} bytes"),
+            format!("body is larger than {max} bytes"),
         )
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if declared.is_some_and(|n| n > max as u64) {
         return Err(too_big());
     }
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
         let limit = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if limit {
@@ -122,9 +134,10 @@ pub(super) async fn one(State(st): State<Arc<AppState>>, Path(mac): Path<String>
     }
 }
 
-/// `POST .../report`: the burn-in image's result. Checked in this order: MAC form (400),
-/// known machine (404), token (401), size (413), JSON (400), schema (422); stored on disk
-/// before the 200.
+/// `POST .../report`: a step's report from the burn-in image. Checked in this order: MAC
+/// form (400), known machine (404), token (401), size (413), JSON (400), schema with the
+/// bad field's path (422); stored on disk before the 200, which says what the image does
+/// next.
 pub(super) async fn report(
     State(st): State<Arc<AppState>>,
     Path(mac): Path<String>,
@@ -139,26 +152,32 @@ pub(super) async fn report(
     if let Err(r) = st.machines.check_token(m, token) {
         return refused(&mac, r);
     }
-    let bytes = match read_body(&headers, body).await {
+    let bytes = match read_body(&headers, body, MAX_REPORT_BYTES).await {
         Ok(b) => b,
         Err(res) => return res,
     };
-    let (parsed, sent) = match Report::parse(&bytes) {
+    let parsed = match Report::parse(&bytes) {
         Ok(r) => r,
         Err(Invalid::Malformed(e)) => {
             return refuse(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
         }
-        Err(Invalid::Schema(e)) => {
-            return refuse(
+        Err(Invalid::Schema { path, why }) => {
+            warn!(%mac, path, why, "report refused");
+            let mut res = refuse(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("not a burn-in report: {e}"),
+                format!("not a report: {path}: {why}"),
             );
+            *res.body_mut() = Body::from(
+                json!({"error": format!("not a report: {path}: {why}"), "path": path}).to_string(),
+            );
+            return res;
         }
     };
-    match st.machines.report(m, token, &parsed, sent).await {
-        Ok(label) => {
-            info!(%mac, result = %label, duration_s = parsed.duration_s, "burn-in report stored");
-            json_response(StatusCode::OK, &json!({ "stored": true, "result": label }))
+    let (step, duration_s) = (parsed.step, parsed.duration_s);
+    match st.machines.report(m, token, parsed).await {
+        Ok(a) => {
+            info!(%mac, step = step.as_str(), result = %a.result, then = ?a.then, duration_s, "report stored");
+            json_response(StatusCode::OK, &json!(a))
         }
         Err(r) => refused(&mac, r),
     }
@@ -181,8 +200,108 @@ fn refused(mac: &str, r: Refusal) -> Response {
     }
 }
 
-/// `PUT .../next` with `{"next": "<menu|local|item id>"}`. Needs the admin token; makes
-/// the record if the machine was never seen (so an operator can set it up front).
+/// A refusal decided but not yet answered (small, unlike a [`Response`]).
+struct No(StatusCode, String);
+
+impl IntoResponse for No {
+    fn into_response(self) -> Response {
+        refuse(self.0, self.1)
+    }
+}
+
+/// Checks the admin token: 403 when changes are disabled, 401 when the token is wrong.
+fn admin(st: &AppState, auth: &Auth, what: &str) -> Result<(), No> {
+    let Some(admin) = st.admin_token.as_deref() else {
+        return Err(No(
+            StatusCode::FORBIDDEN,
+            "changing machines is disabled: set [api] admin_token in the config".into(),
+        ));
+    };
+    if bearer(auth).is_some_and(|t| crate::machines::tokens_match(admin, t)) {
+        return Ok(());
+    }
+    warn!(what, "change with a missing or wrong admin token refused");
+    Err(No(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong admin token (Authorization: Bearer <[api] admin_token>)".into(),
+    ))
+}
+
+/// A JSON body of at most [`MAX_BODY`] bytes.
+async fn read_json(headers: &HeaderMap, body: Body) -> Result<Value, Response> {
+    let bytes = read_body(headers, body, MAX_BODY).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")))
+}
+
+fn unprocessable(why: impl Into<String>) -> No {
+    No(StatusCode::UNPROCESSABLE_ENTITY, why.into())
+}
+
+/// The pipeline a body's `next` (one action) or `pipeline` (a list, or `null` to clear)
+/// asks for.
+fn pipeline_of(st: &AppState, v: &Value) -> Result<Option<Edit>, No> {
+    let p = match (v.get("next"), v.get("pipeline")) {
+        (Some(_), Some(_)) => {
+            return Err(unprocessable("give `next` or `pipeline`, not both"));
+        }
+        (Some(Value::String(n)), None) => st.policy.pipeline(&[n]),
+        (Some(_), None) => return Err(unprocessable("next: must be a string")),
+        (None, Some(Value::Null)) => return Ok(Some(Edit::Pipeline(None))),
+        (None, Some(Value::Array(l))) => {
+            let names: Option<Vec<&str>> = l.iter().map(Value::as_str).collect();
+            let Some(names) = names else {
+                return Err(unprocessable("pipeline: must be a list of step names"));
+            };
+            st.policy.pipeline(&names)
+        }
+        (None, Some(_)) => return Err(unprocessable("pipeline: must be a list or null")),
+        (None, None) => return Ok(None),
+    };
+    p.map(|p| Some(Edit::Pipeline(Some(p))))
+        .map_err(unprocessable)
+}
+
+/// A spec: an object, or `null` to clear.
+fn spec_edit(v: &Value) -> Result<Edit, No> {
+    match v {
+        Value::Null => Ok(Edit::Spec(None)),
+        s => Spec::parse(s.clone())
+            .map(|s| Edit::Spec(Some(s)))
+            .map_err(|e| unprocessable(format!("spec.{e}"))),
+    }
+}
+
+/// A body's `batch`: a name, or `null` to leave every batch.
+fn batch_of(v: Option<&Value>) -> Result<Option<Edit>, No> {
+    match v {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Edit::Batch(None))),
+        Some(Value::String(b))
+            if !b.is_empty()
+                && b.len() <= 64
+                && b.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Ok(Some(Edit::Batch(Some(b.clone()))))
+        }
+        Some(_) => Err(unprocessable(
+            "batch: must be 1 to 64 letters, digits, `-`, `_` or `.`, or null",
+        )),
+    }
+}
+
+/// Applies `edits` to `macs` and answers with what `done` makes of the count.
+async fn apply(st: &AppState, macs: &[[u8; 6]], edits: &[Edit]) -> Result<usize, Response> {
+    st.machines.change(macs, edits).await.map_err(|e| {
+        tracing::error!(machines = macs.len(), error = %e, "change not stored");
+        refuse(StatusCode::SERVICE_UNAVAILABLE, "change not stored; retry")
+    })
+}
+
+/// `PUT .../next` with `{"next": "<action>"}` or `{"pipeline": ["inventory", ...]}`.
+/// Needs the admin token; makes the record if the machine was never seen (so an
+/// operator can set it up front).
 pub(super) async fn next(
     State(st): State<Arc<AppState>>,
     Path(mac): Path<String>,
@@ -190,59 +309,145 @@ pub(super) async fn next(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(admin) = st.admin_token.as_deref() else {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "changing a next action is disabled: set [api] admin_token in the config",
-        );
-    };
-    let ok = bearer(&auth).is_some_and(|t| crate::machines::tokens_match(admin, t));
-    if !ok {
-        warn!(%mac, "next action change with a missing or wrong admin token refused");
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong admin token (Authorization: Bearer <[api] admin_token>)",
-        );
+    if let Err(r) = admin(&st, &auth, "next") {
+        return r.into_response();
     }
     let Some(m) = url_mac(&mac) else {
         return bad_mac(&mac);
     };
-    let bytes = match read_body(&headers, body).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
-    let v: Value = match serde_json::from_slice(&bytes) {
+    let v = match read_json(&headers, body).await {
         Ok(v) => v,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}")),
+        Err(r) => return r,
     };
-    let Some(want) = v.get("next").and_then(Value::as_str) else {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "body must be {\"next\": \"<action>\"}",
-        );
-    };
-    if !st.policy.is_next_action(want) {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "unknown next action `{want}`; one of: {}",
-                st.policy.next_actions().join(", ")
-            ),
-        );
-    }
-    match st.machines.set_next(m, want).await {
-        Ok(view) => {
-            info!(%mac, next = want, "next action set");
-            json_response(StatusCode::OK, &view)
-        }
-        Err(e) => {
-            tracing::error!(%mac, error = %e, "next action not stored");
-            refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "next action not stored; retry",
+    let edit = match pipeline_of(&st, &v) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            return unprocessable(
+                "body must be {\"next\": \"<action>\"} or {\"pipeline\": [\"<step>\", ...]}",
             )
+            .into_response();
+        }
+        Err(r) => return r.into_response(),
+    };
+    match apply(&st, &[m], &[edit]).await {
+        Ok(_) => {
+            info!(%mac, "next action set");
+            json_response(StatusCode::OK, &st.machines.get(m).unwrap_or(Value::Null))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `PUT .../spec` with the spec the machine is sold with (see [`Spec`]), or `null`.
+pub(super) async fn spec(
+    State(st): State<Arc<AppState>>,
+    Path(mac): Path<String>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = admin(&st, &auth, "spec") {
+        return r.into_response();
+    }
+    let Some(m) = url_mac(&mac) else {
+        return bad_mac(&mac);
+    };
+    let v = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let edit = match spec_edit(&v) {
+        Ok(e) => e,
+        Err(r) => return r.into_response(),
+    };
+    match apply(&st, &[m], &[edit]).await {
+        Ok(_) => json_response(StatusCode::OK, &st.machines.get(m).unwrap_or(Value::Null)),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/v1/machines/bulk` with `{"macs": [...]}` and any of `next`, `pipeline`,
+/// `batch` and `spec`. Everything is checked before anything changes, and the change is
+/// one write: all the machines change, or none.
+pub(super) async fn bulk(
+    State(st): State<Arc<AppState>>,
+    auth: Auth,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = admin(&st, &auth, "bulk") {
+        return r.into_response();
+    }
+    let v = match read_json(&headers, body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if let Some(k) = v.as_object().and_then(|o| {
+        o.keys()
+            .find(|k| !["macs", "next", "pipeline", "batch", "spec"].contains(&k.as_str()))
+    }) {
+        return unprocessable(format!(
+            "unknown key `{k}`; known: macs, next, pipeline, batch, spec"
+        ))
+        .into_response();
+    }
+    let Some(list) = v.get("macs").and_then(Value::as_array) else {
+        return unprocessable("macs: must be a list of MACs").into_response();
+    };
+    if list.is_empty() || list.len() > MAX_BULK {
+        return unprocessable(format!("macs: 1 to {MAX_BULK} machines")).into_response();
+    }
+    let mut macs = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        match m.as_str().and_then(url_mac) {
+            Some(m) if !macs.contains(&m) => macs.push(m),
+            Some(_) => return unprocessable(format!("macs[{i}]: named twice")).into_response(),
+            None => {
+                return unprocessable(format!(
+                    "macs[{i}]: not a MAC in lowercase colon form like 52:54:00:12:34:56"
+                ))
+                .into_response();
+            }
         }
     }
+    let mut edits = Vec::new();
+    for got in [
+        pipeline_of(&st, &v),
+        batch_of(v.get("batch")),
+        v.get("spec").map(spec_edit).transpose(),
+    ] {
+        match got {
+            Ok(e) => edits.extend(e),
+            Err(r) => return r.into_response(),
+        }
+    }
+    if edits.is_empty() {
+        return unprocessable("nothing to change: give next, pipeline, batch or spec")
+            .into_response();
+    }
+    match apply(&st, &macs, &edits).await {
+        Ok(n) => {
+            info!(machines = n, "bulk change");
+            json_response(StatusCode::OK, &json!({ "changed": n }))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/auth`: 204 when the bearer token is the admin token.
+pub(super) async fn auth(State(st): State<Arc<AppState>>, auth: Auth) -> Response {
+    match admin(&st, &auth, "sign-in") {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// `GET /api/v1/actions`: the steps, ends and other menu items a pipeline may hold.
+pub(super) async fn actions(State(st): State<Arc<AppState>>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"steps": STEPS, "ends": ENDS, "items": st.policy.other_items()}),
+    )
 }
 
 /// Live updates: every changed machine's summary as an SSE `machine` event. A client

@@ -45,6 +45,10 @@ pub(super) fn router(state: Arc<AppState>) -> Router {
         .route(api::MACHINE, get(api::one))
         .route(api::REPORT, post(api::report))
         .route(api::NEXT, put(api::next))
+        .route(api::SPEC, put(api::spec))
+        .route(api::BULK, post(api::bulk))
+        .route(api::AUTH, get(api::auth))
+        .route(api::ACTIONS, get(api::actions))
         .route(api::EVENTS, get(api::events))
         .fallback(files::serve)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -65,6 +69,10 @@ fn route_of(req: &Request) -> &'static str {
         api::MACHINE,
         api::REPORT,
         api::NEXT,
+        api::SPEC,
+        api::BULK,
+        api::AUTH,
+        api::ACTIONS,
         api::EVENTS,
     ]
     .into_iter()

@@ -9,7 +9,8 @@ use super::AppState;
 use super::routes::{MACHINE, Peer};
 use super::templates::{self, Templates};
 use crate::mac::Mac;
-use crate::policy::{BURNIN_ITEM, IpxeBoot, IpxeDecision, Launch, Platform};
+use crate::pipeline::BURNIN_ITEM;
+use crate::policy::{IpxeBoot, IpxeDecision, Launch, Platform, StepRun};
 use crate::timeline::Stage;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -95,7 +96,8 @@ pub(super) fn entry_script(t: &Templates, base: &str) -> Result<String, minijinj
 }
 
 /// One item as the script shows it: the policy's launch, and for the burn-in item the
-/// report URL and token appended to its kernel arguments (the contract with the image).
+/// step's run and the report URL and token appended to its kernel arguments (the
+/// contract with the image).
 #[derive(Debug, Serialize)]
 struct Shown<'a> {
     id: &'a str,
@@ -106,11 +108,16 @@ struct Shown<'a> {
 }
 
 impl<'a> Shown<'a> {
-    fn new(l: &Launch<'a>, report: Option<&str>) -> Shown<'a> {
-        let extra = report.filter(|_| l.id == BURNIN_ITEM);
-        let args = match (l.args, extra) {
-            (Some(a), Some(r)) => Some(format!("{a} {r}")),
-            (a, r) => a.map(str::to_string).or(r.map(str::to_string)),
+    fn new(l: &Launch<'a>, step: Option<&StepRun>, report: Option<&str>) -> Shown<'a> {
+        let args = match step.filter(|_| l.id == BURNIN_ITEM) {
+            Some(run) => {
+                let args = run.with_item_args(l.args);
+                Some(match report {
+                    Some(r) => format!("{args} {r}"),
+                    None => args,
+                })
+            }
+            None => l.args.map(str::to_string),
         };
         Shown {
             id: l.id,
@@ -148,14 +155,18 @@ pub(super) fn machine_script(
             default,
             timeout,
         } => {
-            let items: Vec<Shown> = items.iter().map(|l| Shown::new(l, report)).collect();
+            let items: Vec<Shown> = items
+                .iter()
+                .map(|l| Shown::new(l, decision.step.as_ref(), report))
+                .collect();
             context! { kind => "menu", items => Serde(items), default => *default, timeout }
         }
         IpxeBoot::Item(item) => {
-            let item = Shown::new(item, report);
+            let item = Shown::new(item, decision.step.as_ref(), report);
             context! { kind => "item", items => Serde([&item]), item => Serde(&item) }
         }
         IpxeBoot::Local => context! { kind => "local", items => () },
+        IpxeBoot::Poweroff => context! { kind => "poweroff", items => () },
     };
     let ctx = context! { base, machine => Serde(machine), platform => platform.name(), boot, why => decision.why };
     t.render(templates::MACHINE, ctx)
@@ -211,7 +222,7 @@ pub(super) async fn machine(
     let base = base_url(&headers, peer.local);
     let platform = Platform::from_ipxe(&machine.platform);
     let next = mac.and_then(|m| st.machines.next_of(m));
-    let decision = st.policy.ipxe(mac, platform, next.as_deref());
+    let decision = st.policy.ipxe(mac, platform, next.as_ref());
     let why = decision.why;
     let mut report = None;
     if let Some(m) = mac {
@@ -336,7 +347,8 @@ boot = "local"
         let (m, mac) = Machine::from_query(query);
         let policy = policy();
         let platform = Platform::from_ipxe(&m.platform);
-        let decision = policy.ipxe(mac, platform, next);
+        let next = next.map(crate::pipeline::Action::from_name);
+        let decision = policy.ipxe(mac, platform, next.as_ref());
         let report = token.map(|t| report_args(BASE, mac.unwrap(), t));
         machine_script(
             &Templates::new(None),
@@ -464,9 +476,14 @@ boot = "local"
         let s = render_with(q, Some("burnin"), Some(token));
         assert_eq!(ipxe_hazards(&s, OURS), Vec::<String>::new(), "{s}");
         golden("machine-efi-next-burnin.ipxe", &s);
+        // The item's own sixboot.duration is the step's length (no [steps] here).
         assert!(s.contains(&format!(
-            "kernel {BASE}/burnin/vmlinuz initrd=initrd.img console=ttyS0,115200 sixboot.duration=20 sixboot.report={BASE}/api/v1/machines/52:54:00:12:34:56/report sixboot.token={token} || goto failed"
+            "kernel {BASE}/burnin/vmlinuz initrd=initrd.img console=ttyS0,115200 sixboot.step=burnin sixboot.duration=20 sixboot.read_bytes=1073741824 sixboot.self_test=1 sixboot.report={BASE}/api/v1/machines/52:54:00:12:34:56/report sixboot.token={token} || goto failed"
         )), "{s}");
+        let inventory = render_with(q, Some("inventory"), Some(token));
+        assert!(inventory.contains(" console=ttyS0,115200 sixboot.step=inventory sixboot.duration=10 sixboot.read_bytes=67108864 sixboot.self_test=0 sixboot.report="), "{inventory}");
+        let off = render_with(q, Some("poweroff"), None);
+        assert!(off.contains("\npoweroff || goto local\n"), "{off}");
         // From the menu, only the burn-in entry gets them.
         let menu = render_with(q, Some("menu"), Some(token));
         assert_eq!(menu.matches("sixboot.token=").count(), 1, "{menu}");

@@ -62,7 +62,11 @@ fn renders(
     for platform in [Platform::Pcbios, Platform::Efi] {
         let query = format!("{SAMPLE_QUERY}&platform={}", platform.name());
         let (machine, _) = Machine::from_query(&query);
-        let pinned = |boot, why| IpxeDecision { boot, why };
+        let pinned = |boot, why| IpxeDecision {
+            boot,
+            why,
+            step: None,
+        };
         let mut decisions = vec![("menu", policy.ipxe(None, platform, None))];
         if let Some(l) = cfg
             .menu
@@ -87,15 +91,21 @@ fn renders(
     m.record.platform = "efi".into();
     m.record.manufacturer = "QEMU".into();
     m.record.addresses = vec!["fd00:1::100".parse().expect("an IPv6 address")];
-    let mac = crate::mac::Mac(&mac).to_string();
-    let host_pin = policy.host_boot([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    let text = crate::mac::Mac(&mac).to_string();
+    let rules = crate::verdict::Rules::new(cfg);
+    let view = crate::machines::View {
+        mac: &text,
+        mac_bytes: mac,
+        host_pin: policy.host_boot(mac),
+        rules: &rules,
+    };
     out.push((
         templates::DASHBOARD.into(),
-        dashboard_page(t, vec![m.summary(&mac, host_pin)], "all"),
+        dashboard_page(t, vec![m.summary(&view)], "all"),
     ));
     out.push((
         templates::MACHINE_PAGE.into(),
-        machine_page(t, &m.detail(&mac, host_pin)),
+        machine_page(t, &m.detail(&view)),
     ));
     out
 }

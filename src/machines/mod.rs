@@ -15,17 +15,18 @@
 //! so the store sees the writes in the order the records changed.
 
 mod record;
-mod report;
 
-pub use record::{Machine, Record, State};
-pub use report::{Invalid, Report};
+pub use record::{Machine, Record, Running, State, Stored, View};
 
 use crate::mac::Mac;
+use crate::pipeline::{Action, BURNIN_ITEM, MEMTEST_ITEM, Pipeline};
 use crate::policy::Policy;
 use crate::step::{Protocol, Stage};
 use crate::store::{Change, MachineEvent, Snapshot, StoreError, Writer};
 use crate::timeline::Observed;
+use crate::verdict::{Rules, Spec};
 use serde_json::Value;
+use sixboot_report::{Accepted, Report, Step, Then};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,19 +55,32 @@ fn millis(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The next action the API set for `mac`, read from the store in `state_dir` without
+/// The current action of `mac`'s pipeline, read from the store in `state_dir` without
 /// writing anything: `explain` may run beside a serving sixboot. `None` when there is no
-/// store, no record or no next action yet.
+/// store, no record or no current action.
 pub fn stored_next(
     state_dir: &std::path::Path,
     mac: [u8; 6],
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Action>, StoreError> {
     let Some(text) = crate::store::read_machine(state_dir, mac)? else {
         return Ok(None);
     };
-    let r: Record = serde_json::from_str(&text)
+    let mut r: Record = serde_json::from_str(&text)
         .map_err(|e| StoreError::Corrupt(format!("machine record: {e}")))?;
-    Ok(r.next)
+    upgrade(&mut r);
+    Ok(r.current().cloned())
+}
+
+/// An older record's single next action becomes a pipeline of one.
+fn upgrade(r: &mut Record) {
+    if let Some(n) = r.next.take()
+        && r.pipeline.is_none()
+    {
+        r.pipeline = Some(Pipeline {
+            steps: vec![Action::from_name(&n)],
+            at: 0,
+        });
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -86,8 +100,11 @@ pub struct Machines {
     records: Mutex<HashMap<[u8; 6], Machine>>,
     writer: Writer,
     policy: Arc<Policy>,
-    /// Paths under `[http] root` whose fetch starts a burn-in.
+    rules: Arc<Rules>,
+    /// Paths under `[http] root` whose fetch starts a step of the burn-in image.
     burnin_files: Vec<String>,
+    /// Paths whose fetch means Memtest86+ is booting.
+    memtest_files: Vec<String>,
     /// Each changed machine's summary (JSON), for the live dashboard.
     updates: broadcast::Sender<Arc<str>>,
 }
@@ -102,11 +119,17 @@ struct Pending {
 impl Machines {
     /// The records the store held at start. A record that no longer parses is skipped
     /// with a warning: it must not keep sixboot from booting machines.
-    pub fn load(snap: &Snapshot, writer: Writer, policy: Arc<Policy>) -> Machines {
+    pub fn load(
+        snap: &Snapshot,
+        writer: Writer,
+        policy: Arc<Policy>,
+        rules: Arc<Rules>,
+    ) -> Machines {
         let mut records = HashMap::new();
         for (mac, text) in &snap.machines {
             match serde_json::from_str::<Record>(text) {
-                Ok(record) => {
+                Ok(mut record) => {
+                    upgrade(&mut record);
                     records.insert(
                         *mac,
                         Machine {
@@ -126,12 +149,15 @@ impl Machines {
                 m.steps.push_back(e.clone());
             }
         }
-        let burnin_files = policy.burnin_files();
+        let burnin_files = policy.files_of(BURNIN_ITEM);
+        let memtest_files = policy.files_of(MEMTEST_ITEM);
         Machines {
             records: Mutex::new(records),
             writer,
             policy,
+            rules,
             burnin_files,
+            memtest_files,
             updates: broadcast::channel(UPDATES_CAPACITY).0,
         }
     }
@@ -145,8 +171,23 @@ impl Machines {
         self.updates.subscribe()
     }
 
+    fn view<'a>(&'a self, mac: [u8; 6], text: &'a str) -> View<'a> {
+        View {
+            mac: text,
+            mac_bytes: mac,
+            host_pin: self.policy.host_boot(mac),
+            rules: &self.rules,
+        }
+    }
+
     fn summary(&self, mac: &[u8; 6], m: &Machine) -> Value {
-        m.summary(&Mac(mac).to_string(), self.policy.host_boot(*mac))
+        let text = Mac(mac).to_string();
+        m.summary(&self.view(*mac, &text))
+    }
+
+    fn detail(&self, mac: [u8; 6], m: &Machine) -> Value {
+        let text = Mac(&mac).to_string();
+        m.detail(&self.view(mac, &text))
     }
 
     /// Every machine's summary, the one seen last first.
@@ -162,13 +203,14 @@ impl Machines {
     /// One machine with its timeline and report.
     pub fn get(&self, mac: [u8; 6]) -> Option<Value> {
         let g = self.lock();
-        g.get(&mac)
-            .map(|m| m.detail(&Mac(&mac).to_string(), self.policy.host_boot(mac)))
+        g.get(&mac).map(|m| self.detail(mac, m))
     }
 
-    /// The next action the API set for `mac`, if any.
-    pub fn next_of(&self, mac: [u8; 6]) -> Option<String> {
-        self.lock().get(&mac).and_then(|m| m.record.next.clone())
+    /// The current action of `mac`'s pipeline, if any.
+    pub fn next_of(&self, mac: [u8; 6]) -> Option<Action> {
+        self.lock()
+            .get(&mac)
+            .and_then(|m| m.record.current().cloned())
     }
 
     /// The record of `mac`, made if new; making one past [`MAX_MACHINES`] forgets the
@@ -197,7 +239,11 @@ impl Machines {
             let forget = seen.into_iter().map(|(_, old)| Change::ForgetMachine(old));
             background(self.writer.submit(forget.collect()));
         }
-        g.entry(mac).or_insert_with(|| Machine::new(at))
+        g.entry(mac).or_insert_with(|| {
+            let mut m = Machine::new(at);
+            m.record.pipeline = self.policy.default_pipeline();
+            m
+        })
     }
 
     /// Sends the machine's summary to live subscribers; with none, nothing is built.
@@ -272,14 +318,15 @@ impl Machines {
             Observed::Stage { mac, event, at } => {
                 let at = millis(at);
                 let m = self.entry(&mut g, mac, at);
-                if event.protocol == Protocol::Http
-                    && event.stage == Stage::Served
-                    && event
-                        .file
-                        .as_ref()
-                        .is_some_and(|f| self.burnin_files.contains(f))
-                {
-                    m.record.burnin_started = Some(at);
+                if event.protocol == Protocol::Http && event.stage == Stage::Served {
+                    let file = event.file.as_ref();
+                    if file.is_some_and(|f| self.burnin_files.contains(f)) {
+                        m.record.running = Some(self.running(&m.record, at));
+                    } else if file.is_some_and(|f| self.memtest_files.contains(f))
+                        && let Some(p) = &mut m.record.pipeline
+                    {
+                        p.advance(&Action::Memtest);
+                    }
                 }
                 let e = MachineEvent {
                     mac,
@@ -368,24 +415,59 @@ impl Machines {
         Ok(token)
     }
 
-    /// Sets the next action of `mac` (making the record if new), puts the change on its
-    /// timeline, and returns the machine once both are on disk.
-    pub async fn set_next(&self, mac: [u8; 6], next: &str) -> Result<Value, StoreError> {
-        let (durable, view) = {
+    /// The step a fetch of the burn-in image starts: the pipeline's, with the duration
+    /// sixboot gave it, or a burn-in chosen from the menu (its duration is the item's own).
+    fn running(&self, r: &Record, at: u64) -> Running {
+        match r.current() {
+            Some(Action::Run(step)) => Running {
+                step: *step,
+                started: at,
+                duration_s: Some(self.policy.step_run(*step).duration_s),
+            },
+            _ => Running {
+                step: Step::Burnin,
+                started: at,
+                duration_s: None,
+            },
+        }
+    }
+
+    /// Applies `change` to each of `macs` (making records for machines never seen), puts
+    /// it on their timelines, and returns once every record is on disk. One write for
+    /// the lot, so a bulk change lands whole or not at all.
+    pub async fn change(&self, macs: &[[u8; 6]], edits: &[Edit]) -> Result<usize, StoreError> {
+        let durable = {
             let mut g = self.lock();
             let at = now_ms();
-            let m = self.entry(&mut g, mac, at);
-            let before = m.record.next.clone();
-            m.record.next = Some(next.to_string());
-            let detail = format!("{next} (was {})", before.as_deref().unwrap_or("unset"));
-            let durable = self.api_step(mac, m, at, Stage::Next, detail);
-            (
-                durable,
-                m.detail(&Mac(&mac).to_string(), self.policy.host_boot(mac)),
-            )
+            let mut writes = Vec::with_capacity((1 + edits.len()) * macs.len());
+            for &mac in macs {
+                let m = self.entry(&mut g, mac, at);
+                for edit in edits {
+                    let detail = edit.apply(&mut m.record);
+                    let e = MachineEvent {
+                        mac,
+                        at,
+                        protocol: Protocol::Api,
+                        stage: Stage::Next,
+                        detail,
+                    };
+                    log_step(&e);
+                    m.step(e.clone());
+                    writes.push(Change::MachineEvent(e));
+                }
+                writes.push(record_change(mac, &m.record));
+                self.publish(&mac, m);
+            }
+            self.writer.submit(writes)
         };
         durable.await?;
-        Ok(view)
+        Ok(macs.len())
+    }
+
+    /// Sets the pipeline of `mac` and returns the machine once it is on disk.
+    pub async fn set_pipeline(&self, mac: [u8; 6], p: Pipeline) -> Result<Value, StoreError> {
+        self.change(&[mac], &[Edit::Pipeline(Some(p))]).await?;
+        Ok(self.get(mac).unwrap_or(Value::Null))
     }
 
     /// Whether `token` is the current burn-in token of `mac`.
@@ -393,34 +475,95 @@ impl Machines {
         token_holds(self.lock().get(&mac), token)
     }
 
-    /// Stores a report (checking the token again: a newer boot may have replaced it) and
-    /// puts it on the timeline; returns once both are on disk.
+    /// Stores a report (checking the token again: a newer boot may have replaced it),
+    /// moves the pipeline on when it was at this step, and puts it on the timeline;
+    /// returns the verdict and what the image does next once both are on disk.
     pub async fn report(
         &self,
         mac: [u8; 6],
         token: Option<&str>,
-        report: &Report,
-        sent: Value,
-    ) -> Result<String, Refusal> {
-        let label = report.label();
-        let durable = {
+        report: Report,
+    ) -> Result<Accepted, Refusal> {
+        let step = report.step;
+        let (durable, accepted) = {
             let mut g = self.lock();
             token_holds(g.get(&mac), token)?;
             let m = g.get_mut(&mac).ok_or(Refusal::UnknownMachine)?;
             let at = now_ms();
-            m.record.report = Some(sent);
-            m.record.report_at = Some(at);
-            m.record.result = Some(label.clone());
-            self.api_step(
-                mac,
-                m,
-                at,
-                Stage::Report,
-                format!("report received: {label}"),
+            let r = &mut m.record;
+            r.running = None;
+            r.keep(at, report);
+            let moved = r
+                .pipeline
+                .as_mut()
+                .is_some_and(|p| p.advance(&Action::Run(step)));
+            let then = match (moved, r.current()) {
+                (true, Some(Action::Poweroff)) => Then::Poweroff,
+                (true, Some(_)) => Then::Reboot,
+                _ => Then::Stay,
+            };
+            let text = Mac(&mac).to_string();
+            let result = m
+                .judgement(&self.view(mac, &text))
+                .map_or_else(|| "PASS".into(), |j| j.label());
+            let detail = match (moved, m.record.current()) {
+                (true, Some(next)) => {
+                    format!("{} report received: {result}; next {next}", step.as_str())
+                }
+                (true, None) => {
+                    format!("{} report received: {result}; pipeline done", step.as_str())
+                }
+                (false, _) => format!("{} report received: {result}", step.as_str()),
+            };
+            let durable = self.api_step(mac, m, at, Stage::Report, detail);
+            (
+                durable,
+                Accepted {
+                    stored: true,
+                    result,
+                    then,
+                },
             )
         };
         durable.await.map_err(Refusal::Store)?;
-        Ok(label)
+        Ok(accepted)
+    }
+}
+
+/// A change the operator makes to one or many machines.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// A new pipeline (`None` clears it: the host pin or the menu applies).
+    Pipeline(Option<Pipeline>),
+    Batch(Option<String>),
+    Spec(Option<Spec>),
+}
+
+impl Edit {
+    /// Makes the change; returns the timeline's detail for it.
+    fn apply(&self, r: &mut Record) -> String {
+        fn shown<T: std::fmt::Display>(v: Option<T>) -> String {
+            v.map_or_else(|| "unset".into(), |v| v.to_string())
+        }
+        match self {
+            Edit::Pipeline(p) => {
+                let was = r.current().map(|a| a.name().to_string());
+                r.pipeline = p.clone();
+                let now = p.as_ref().map(|p| p.names().join(" → "));
+                format!("{} (was {})", shown(now), shown(was))
+            }
+            Edit::Batch(b) => {
+                let was = std::mem::replace(&mut r.batch, b.clone());
+                format!("batch {} (was {})", shown(b.as_deref()), shown(was))
+            }
+            Edit::Spec(s) => {
+                r.spec = s.clone();
+                format!(
+                    "spec {}",
+                    s.as_ref().map_or_else(|| "unset".into(), Spec::describe)
+                )
+            }
+        }
     }
 }
 
@@ -472,11 +615,9 @@ mod tests {
     use super::*;
     use crate::store::{SqliteStore, Store};
     use crate::timeline::{Event, Timeline};
+    use serde_json::json;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
-    const REPORT: &str = r#"{"result":"fail","duration_s":20,"cpu":{"model":"QEMU","count":2},
-        "memory_bytes":1,"disks":[],"checks":[{"name":"edac","ok":false,"detail":"1 CE"}]}"#;
-
     fn policy() -> Arc<Policy> {
         Arc::new(crate::policy::tests_support::policy(
             Default::default(),
@@ -490,12 +631,23 @@ mod tests {
         (Writer::start(Box::new(s)), snap)
     }
 
+    fn load(snap: &Snapshot, writer: Writer) -> Machines {
+        Machines::load(snap, writer, policy(), Arc::new(Rules::default()))
+    }
+
+    fn report(step: &str, mce_events: u64) -> Report {
+        let mut v = crate::verdict::tests::qemu_report();
+        v["step"] = step.into();
+        v["checks"][1]["values"]["events"] = mce_events.into();
+        crate::verdict::tests::report(&v)
+    }
+
     #[tokio::test]
-    async fn steps_tokens_next_and_reports_survive_a_restart() {
+    async fn steps_tokens_pipelines_and_reports_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         {
             let (writer, snap) = open(dir.path());
-            let m = Arc::new(Machines::load(&snap, writer, policy()));
+            let m = Arc::new(load(&snap, writer));
             let (tx, rx) = mpsc::channel(16);
             let (stop_tx, stop) = watch::channel(false);
             let task = tokio::spawn(m.clone().run(rx, stop));
@@ -527,45 +679,112 @@ mod tests {
                 Err(Refusal::UnknownMachine)
             ));
             assert_eq!(stored_next(dir.path(), MAC).unwrap(), None);
-            m.set_next(MAC, "burnin").await.unwrap();
+            let p = Pipeline::parse(&["inventory", "burnin", "poweroff"], &["burnin"]).unwrap();
+            m.set_pipeline(MAC, p).await.unwrap();
             // Read beside the live writer, as `explain` does.
             assert_eq!(
-                stored_next(dir.path(), MAC).unwrap().as_deref(),
-                Some("burnin")
+                stored_next(dir.path(), MAC).unwrap(),
+                Some(Action::Run(Step::Inventory))
             );
             assert_eq!(stored_next(dir.path(), [0; 6]).unwrap(), None);
             let nowhere = dir.path().join("nowhere");
             assert_eq!(stored_next(&nowhere, MAC).unwrap(), None);
             assert!(!nowhere.exists(), "reading creates nothing");
-            let (r, sent) = Report::parse(REPORT.as_bytes()).unwrap();
-            let label = m.report(MAC, Some(&token), &r, sent).await.unwrap();
-            assert_eq!(label, "FAIL edac");
+            // A report of another step than the current one is kept, but moves nothing.
+            let a = m
+                .report(MAC, Some(&token), report("burnin", 0))
+                .await
+                .unwrap();
+            assert_eq!((a.result.as_str(), a.then), ("PASS", Then::Stay));
+            let a = m
+                .report(MAC, Some(&token), report("inventory", 0))
+                .await
+                .unwrap();
+            assert_eq!((a.result.as_str(), a.then), ("PASS", Then::Reboot));
+            assert_eq!(m.next_of(MAC), Some(Action::Run(Step::Burnin)));
+            let a = m
+                .report(MAC, Some(&token), report("burnin", 1))
+                .await
+                .unwrap();
+            assert_eq!(
+                (a.result.as_str(), a.then),
+                ("FAIL cpu mce", Then::Poweroff)
+            );
             stop_tx.send(true).unwrap();
             task.await.unwrap();
         }
         let (writer, snap) = open(dir.path());
-        let m = Machines::load(&snap, writer, policy());
+        let m = load(&snap, writer);
         let v = m.get(MAC).unwrap();
-        assert_eq!(v["result"], "FAIL edac");
-        assert_eq!(v["next"], "burnin");
+        assert_eq!(v["result"], "FAIL cpu mce");
+        assert_eq!(v["next"], "poweroff");
+        assert_eq!(
+            v["pipeline"],
+            json!({"steps": ["inventory", "burnin", "poweroff"], "at": 2})
+        );
         assert_eq!(v["uuid"], "0000");
         assert_eq!(v["addresses"][0], "192.168.1.10");
+        let kept: Vec<&str> = v["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(kept, ["burnin", "inventory"]);
         let stages: Vec<&str> = v["timeline"]
             .as_array()
             .unwrap()
             .iter()
             .map(|e| e["stage"].as_str().unwrap())
             .collect();
-        assert_eq!(stages, ["answered", "next", "report"]);
+        assert_eq!(stages, ["answered", "next", "report", "report", "report"]);
         assert!(v.get("token").is_none(), "the token is never shown");
         assert!(m.check_token(MAC, Some("0")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_bulk_change_reaches_every_machine_and_specs_judge_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, snap) = open(dir.path());
+        let m = load(&snap, writer);
+        let macs = [MAC, [2, 0, 0, 0, 0, 1]];
+        let spec = Spec {
+            memory_bytes: Some(2 << 30),
+            ..Spec::default()
+        };
+        let edits = [Edit::Batch(Some("lot7".into())), Edit::Spec(Some(spec))];
+        assert_eq!(m.change(&macs, &edits).await.unwrap(), 2);
+        let token = m.script_served(MAC, |_| {}, true).await.unwrap().unwrap();
+        let a = m
+            .report(MAC, Some(&token), report("inventory", 0))
+            .await
+            .unwrap();
+        assert_eq!(a.result, "FAIL system spec");
+        let v = m.get(MAC).unwrap();
+        assert_eq!(
+            (&v["batch"], &v["spec_from"]),
+            (&json!("lot7"), &json!("machine"))
+        );
+        assert_eq!(v["verdict"]["spec"], false);
+        assert!(
+            v["report"]["checks"][0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("memory 1 GiB, expected 2 GiB")
+        );
+        m.change(&[MAC], &[Edit::Spec(None)]).await.unwrap();
+        assert_eq!(
+            m.get(MAC).unwrap()["result"],
+            "PASS",
+            "judged again without the spec"
+        );
     }
 
     #[tokio::test]
     async fn a_full_registry_forgets_the_machines_seen_least_recently() {
         let dir = tempfile::tempdir().unwrap();
         let (writer, snap) = open(dir.path());
-        let m = Machines::load(&snap, writer, policy());
+        let m = load(&snap, writer);
         let mac = |i: usize| {
             let b = (i as u32).to_be_bytes();
             [2, 0, b[0], b[1], b[2], b[3]]

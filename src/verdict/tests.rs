@@ -1,0 +1,189 @@
+use super::*;
+use serde_json::json;
+
+/// A report as the image sends it from a QEMU VM: 2 threads, 1 GiB, an NVMe, an AHCI and
+/// a virtio disk, one NIC.
+pub(crate) fn qemu_report() -> Value {
+    json!({
+        "step": "burnin",
+        "duration_s": 20,
+        "inventory": {
+            "system": {"manufacturer": "QEMU", "product": "Standard PC (i440FX + PIIX, 1996)",
+                "serial": "SYS-1", "uuid": null, "bios_version": "1.16.2-debian-1.16.2-1",
+                "bios_date": "04/01/2014",
+                "board": {"manufacturer": null, "product": null, "serial": null},
+                "chassis": {"type": "Other", "serial": null}},
+            "cpus": [{"model": "QEMU Virtual CPU version 2.5+", "cores": 2, "threads": 2,
+                "max_mhz": 2000, "microcode": "0x1000065"}],
+            "memory": {"bytes": 1073741824, "dimms": [{"slot": "DIMM 0", "bytes": 1073741824,
+                "type": "RAM", "speed_mts": null, "manufacturer": "QEMU", "part": null,
+                "serial": null, "ecc": false}]},
+            "disks": [
+                {"name": "nvme0n1", "model": "QEMU NVMe Ctrl", "serial": "NVME-1", "bytes": 67108864,
+                 "kind": "nvme", "transport": "nvme", "smart": {"healthy": true, "power_on_hours": 0,
+                 "reallocated_sectors": null, "pending_sectors": null, "media_errors": 0,
+                 "percentage_used": 0, "temperature_c": 50}},
+                {"name": "sda", "model": "QEMU HARDDISK", "serial": "SATA-1", "bytes": 67108864,
+                 "kind": "hdd", "transport": "sata", "smart": {"healthy": true, "power_on_hours": 0,
+                 "reallocated_sectors": 0, "pending_sectors": 0, "media_errors": null,
+                 "percentage_used": null, "temperature_c": null}},
+                {"name": "vda", "model": null, "serial": "VIRTIO-1", "bytes": 67108864,
+                 "kind": "hdd", "transport": "virtio", "smart": null}
+            ],
+            "nics": [{"name": "eth0", "mac": "52:54:00:12:34:56", "driver": "e1000",
+                "speed_mbps": 1000, "link": true}],
+            "pci": [],
+            "bmc": {"present": false, "firmware": null, "ipv4": null, "ipv6": null}
+        },
+        "checks": [
+            {"component": "cpu", "name": "stress", "detail": "cpu 2 workers", "values": {"exit_code": 0, "errors": 0, "seconds": 20.0}},
+            {"component": "cpu", "name": "mce", "values": {"events": 0}},
+            {"component": "cpu", "name": "throttle", "values": {"events": 0}},
+            {"component": "memory", "name": "stress", "values": {"exit_code": 0, "errors": 0, "seconds": 20.0, "bytes": 400000000}},
+            {"component": "memory", "name": "edac", "values": {"corrected": 0, "uncorrected": 0, "count": 0}},
+            {"component": "disk:NVME-1", "name": "read", "values": {"bytes": 67108864, "seconds": 0.5, "mb_per_s": 134.2, "errors": 0}},
+            {"component": "disk:SATA-1", "name": "self_test", "values": {"status": "passed"}},
+            {"component": "disk:VIRTIO-1", "name": "read", "values": {"bytes": 67108864, "seconds": 0.2, "mb_per_s": 300.0, "errors": 0}}
+        ]
+    })
+}
+
+pub(crate) fn report(v: &Value) -> Report {
+    Report::parse(v.to_string().as_bytes()).unwrap()
+}
+
+fn judged(v: &Value, spec: Option<&Spec>) -> Judgement {
+    judge(&report(v), spec, &Thresholds::default())
+}
+
+#[test]
+fn a_sound_machine_passes_every_part_in_order() {
+    let j = judged(&qemu_report(), None);
+    assert!(j.passed(), "{j:#?}");
+    assert_eq!(j.label(), "PASS");
+    let parts: Vec<String> = j.parts().iter().map(|(c, _)| c.to_string()).collect();
+    assert_eq!(
+        parts,
+        [
+            "cpu",
+            "memory",
+            "disk:NVME-1",
+            "disk:SATA-1",
+            "disk:VIRTIO-1",
+            "nic:52:54:00:12:34:56"
+        ]
+    );
+    assert_eq!(j.spec(), None, "no spec, no spec check");
+    let read = &j.checks.iter().find(|c| c.name == "read").unwrap().values;
+    assert_eq!(
+        read,
+        &json!({"bytes": 67108864, "seconds": 0.5, "mb_per_s": 134.2, "errors": 0})
+    );
+}
+
+#[test]
+fn each_threshold_fails_its_own_part_with_value_and_limit() {
+    let mut v = qemu_report();
+    v["inventory"]["disks"][1]["smart"]["reallocated_sectors"] = 12.into();
+    v["inventory"]["disks"][0]["smart"]["percentage_used"] = 91.into();
+    v["checks"][4]["values"]["uncorrected"] = 1.into();
+    let j = judged(&v, None);
+    let failed: Vec<(String, &str, &str)> = j
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| (c.component.to_string(), c.name, c.detail.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            ("memory".to_string(), "edac", ""),
+            (
+                "disk:NVME-1".to_string(),
+                "smart",
+                "percentage used 91 > 80"
+            ),
+            (
+                "disk:SATA-1".to_string(),
+                "smart",
+                "reallocated sectors 12 > 0"
+            ),
+        ]
+    );
+    assert_eq!(j.label(), "FAIL memory edac");
+    let parts = j.parts();
+    assert!(parts.iter().any(|(c, ok)| c == &Component::Cpu && *ok));
+    let nvme = j
+        .checks
+        .iter()
+        .find(|c| c.component.to_string() == "disk:NVME-1" && c.name == "smart")
+        .unwrap();
+    assert!(nvme.limit.as_deref().unwrap().contains("used ≤ 80%"));
+
+    // A looser threshold in the config lets the same facts pass.
+    let t = Thresholds {
+        disk_reallocated_max: 20,
+        disk_percentage_used_max: 95,
+        ..Thresholds::default()
+    };
+    let j = judge(&report(&v), None, &t);
+    assert_eq!(j.label(), "FAIL memory edac");
+}
+
+#[test]
+fn measured_failures_and_inconclusive_self_tests_fail() {
+    let mut v = qemu_report();
+    v["checks"][0]["values"]["errors"] = 3.into();
+    v["checks"][6]["values"]["status"] = "timeout".into();
+    let j = judged(&v, None);
+    assert_eq!(j.label(), "FAIL cpu stress");
+    assert!(!j.checks.iter().find(|c| c.name == "self_test").unwrap().ok);
+    let mut v = qemu_report();
+    v["checks"][6]["values"]["status"] = "unsupported".into();
+    assert!(judged(&v, None).passed());
+}
+
+#[test]
+fn a_spec_mismatch_fails_the_system_part_and_says_what_differs() {
+    let spec = Spec {
+        memory_bytes: Some(2 << 30),
+        cpus: Some(1),
+        disks: Some(3),
+        disk_min_bytes: Some(1 << 30),
+        cpu_model: Some("qemu virtual".into()),
+    };
+    let j = judged(&qemu_report(), Some(&spec));
+    assert_eq!(j.spec(), Some(false));
+    assert_eq!(j.label(), "FAIL system spec");
+    let c = &j.checks[0];
+    assert_eq!(
+        c.detail,
+        "memory 1 GiB, expected 2 GiB; disk NVME-1 is 64 MiB, expected at least 1 GiB; \
+         disk SATA-1 is 64 MiB, expected at least 1 GiB; disk VIRTIO-1 is 64 MiB, expected at least 1 GiB"
+    );
+    assert_eq!(c.values["memory_bytes"], 1073741824);
+    let ok = Spec {
+        memory_bytes: Some(1 << 30),
+        disks: Some(3),
+        ..Spec::default()
+    };
+    let j = judged(&qemu_report(), Some(&ok));
+    assert_eq!((j.spec(), j.label().as_str()), (Some(true), "PASS"));
+}
+
+#[test]
+fn nics_fail_only_when_linked_below_the_least_speed() {
+    let mut v = qemu_report();
+    v["inventory"]["nics"][0]["speed_mbps"] = 100.into();
+    let t = Thresholds {
+        nic_min_speed_mbps: 1000,
+        ..Thresholds::default()
+    };
+    assert_eq!(
+        judge(&report(&v), None, &t).label(),
+        "FAIL nic:52:54:00:12:34:56 link"
+    );
+    v["inventory"]["nics"][0]["link"] = false.into();
+    v["inventory"]["nics"][0]["speed_mbps"] = Value::Null;
+    assert!(judge(&report(&v), None, &t).passed());
+}
