@@ -180,10 +180,7 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
     b.eval("window.sixbootMarker = 7");
     // A serial is shown as text, never run as markup.
     assert_eq!(b.row(three)["serial"], hostile);
-    assert_eq!(
-        b.row(three)["result"],
-        "FAIL disk:DSK-<img src=x onerror=window.pwned=1>-0103 self_test"
-    );
+    assert_eq!(b.row(three)["result"], "FAIL disk:DSK-0103 self_test");
     assert_eq!(
         b.eval("[!!document.querySelector('#machines img'), window.pwned || 0]"),
         json!([false, 0])
@@ -282,6 +279,38 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
         (r["batch"] == "rack-7", r)
     });
     assert!(batched.is_ok(), "{batched:?}");
+    // An expected spec for both, through its form: their rows say they match it.
+    b.click("#spec-box summary");
+    for (field, value) in [
+        ("#spec-cpu-model", "QEMU"),
+        ("#spec-cpus", "1"),
+        ("#spec-memory", "4"),
+        ("#spec-disks", "1"),
+        ("#spec-disk-min", "900"),
+    ] {
+        b.fill(field, value);
+    }
+    b.click("#set-spec button[type=submit]");
+    let msg = b.wait_text("#bulk-msg", "expected spec", LIVE);
+    assert!(msg.is_ok() && msg.unwrap().contains("changed 2"));
+    let spec = json!({"cpu_model": "QEMU", "cpus": 1, "memory_bytes": 4u64 << 30, "disks": 1,
+        "disk_min_bytes": 900_000_000_000u64});
+    let m = json(&machine(&lab, &c, two));
+    assert_eq!(
+        (&m["spec"], &m["spec_from"]),
+        (&spec, &json!("machine")),
+        "{m}"
+    );
+    for mac in [one, two] {
+        let row = b.wait_for(LIVE, |b| {
+            let r = b.row(mac);
+            (r["spec"] == "✓ matches", r)
+        });
+        assert!(row.is_ok(), "{mac}: {row:?}");
+    }
+    assert_eq!(b.row(three)["spec"], "—");
+    b.click("#spec-box summary");
+
     let shown = |b: &mut Browser| [one, two, three].map(|m| b.row(m)["hidden"] == false);
     b.fill("#batch-filter", "rack-7");
     assert_eq!(shown(&mut b), [true, true, false]);
@@ -303,11 +332,14 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
     assert_eq!(b.eval("window.sixbootMarker"), 7, "the page reloaded");
     // Once the rows' highlight has faded.
     let faded = b.wait_for(LIVE, |b| {
-        let n = b.eval("document.querySelectorAll('tr.flash').length");
+        let n = b.eval("document.getAnimations().length");
         (n == 0, n)
     });
-    assert!(faded.is_ok());
-    std::thread::sleep(Duration::from_millis(1600));
+    assert!(faded.is_ok(), "still animating: {faded:?}");
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false}),
+    );
     b.screenshot(&artifacts_dir().join("dashboard-operator.png"));
 
     // Phone width, signed in: cards with their checkboxes, nothing wider than the screen.
@@ -335,6 +367,57 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
     b.click("#signout");
     assert!(!b.visible("#bulk") && b.visible("#signin"));
     assert_eq!(b.eval(TOKEN_KEPT), Value::Null);
+
+    // Machine one's page follows its step live: the inventory report arrives, no reload.
+    let (_, token) = burnin_args(&s).unwrap();
+    b.call(
+        "Page.navigate",
+        json!({"url": format!("{}/machines/{one}", base())}),
+    );
+    let page = common::wait_until(LIVE, || b.text("h1") == one && b.text("#live") == "live");
+    assert!(page, "machine one's page never went live");
+    b.eval("window.sixbootMarker = 9");
+    assert!(!b.text("main").contains("none running"), "the step runs");
+    let body = step_report("inventory", one, "SRV-0101", None);
+    let r = post_report(&lab, &c, one, body.as_bytes(), Some(&token));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let swapped = b.wait_text("main", "From the inventory report", LIVE);
+    assert!(
+        swapped.is_ok(),
+        "the page never showed the new report: {swapped:?}"
+    );
+    assert_eq!(b.eval("window.sixbootMarker"), 9, "the page reloaded");
+    let text = b.eval("document.querySelector('main').innerText");
+    let text = text.as_str().unwrap();
+    for want in [
+        "SRV-0101",
+        "QEMU Virtual CPU version 2.5+",
+        "DIMM 1\t2 GiB\tDDR4\t2400",
+        "sda\tDSK-0101\tQEMU HARDDISK\t960 GB\tssd\tsata\thealthy\t1200",
+        "eth0\t52:54:00:00:01:01\te1000\t1000\tup",
+        "cpu\tstress\tok\terrors 0 exit_code 0 seconds 20.0",
+        "exit code 0 and no verification errors",
+        "disk:DSK-0101\tself_test\tok\tstatus passed",
+        "inventory · ",
+        "burnin · ",
+    ] {
+        assert!(text.contains(want), "{want:?} missing:\n{text}");
+    }
+    b.screenshot(&artifacts_dir().join("machine-operator.png"));
+
+    // Machine three's page: its serial is text there too, its failing disk says so.
+    b.call(
+        "Page.navigate",
+        json!({"url": format!("{}/machines/{three}", base())}),
+    );
+    let page = common::wait_until(LIVE, || b.text("h1") == three);
+    assert!(page, "machine three's page never showed");
+    assert!(b.text("#subtitle").contains(hostile));
+    assert!(b.text("main").contains("FAILED"));
+    assert_eq!(
+        b.eval("[!!document.querySelector('main img, #subtitle img'), window.pwned || 0]"),
+        json!([false, 0])
+    );
 
     let st = lab.stop(pid).expect("sixboot stops");
     assert!(st.success(), "{st:?}");

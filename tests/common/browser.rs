@@ -129,7 +129,7 @@ impl Browser {
     }
 
     /// The dashboard row of `mac` as the page shows it now: `{state, result, stage,
-    /// step, plan, pipeline, batch, serial, selected, hidden}` (`step` is the running
+    /// step, plan, pipeline, batch, serial, spec, selected, hidden}` (`step` is the running
     /// step's progress or null, `plan` the next action or pipeline as written, `pipeline`
     /// its steps or null), or null when there is no such row.
     pub fn row(&mut self, mac: &str) -> Value {
@@ -143,7 +143,7 @@ impl Browser {
                           stage: text('td.stage .what'), step: text('td.step .progress'),
                           plan: text('td.step .plan'),
                           pipeline: pipe.length ? Array.prototype.map.call(pipe, function (s) {{ return s.textContent; }}) : null,
-                          batch: text('td.batch'), serial: text('td.serial'),
+                          batch: text('td.batch'), serial: text('td.serial'), spec: text('td.spec'),
                           selected: tr.querySelector('td.sel input').checked, hidden: tr.hidden }};
             }})()"#
         ))
@@ -234,11 +234,13 @@ impl Browser {
         assert_eq!(r, value, "{selector} did not take {value}");
     }
 
-    /// Whether the element `selector` exists and is shown (not hidden, in the layout).
+    /// Whether the element `selector` exists and takes up room on the page, as the
+    /// styles lay it out (an element with `hidden` that a style shows counts as shown).
     pub fn visible(&mut self, selector: &str) -> bool {
         let sel = json!(selector);
         self.eval(&format!(
-            "(function (e) {{ return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0; }})(document.querySelector({sel}))"
+            "(function (e) {{ return !!e && e.getClientRects().length > 0 \
+              && getComputedStyle(e).visibility !== 'hidden'; }})(document.querySelector({sel}))"
         )) == true
     }
 

@@ -217,11 +217,11 @@ pub fn wait_step(lab: &Lab, c: &str, mac: &str, want: &str) -> Value {
 
 /// A step's report in the image's own schema (`sixboot_report`, so it cannot drift from
 /// what the server takes): a one-socket machine with serial `serial`, 4 GiB in two DIMMs,
-/// one SATA SSD and its NIC `mac`. Every check passes unless `failing` names one:
-/// `stress` (the CPU) or `self_test` (the disk).
+/// one SATA SSD (serial `DSK-` and the MAC's last two bytes) and its NIC `mac`. Every
+/// check passes unless `failing` names one: `stress` (the CPU) or `self_test` (the disk).
 pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -> String {
     use sixboot_report::*;
-    let disk_serial = format!("DSK-{serial}");
+    let disk_serial = format!("DSK-{}", mac[12..].replace(':', ""));
     let dimm = |slot: &str| Dimm {
         slot: slot.into(),
         bytes: 2 << 30,
