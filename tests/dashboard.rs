@@ -403,7 +403,13 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
     ] {
         assert!(text.contains(want), "{want:?} missing:\n{text}");
     }
+    // Tall enough for the inventory below the checks.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1280, "height": 1500, "deviceScaleFactor": 1, "mobile": false}),
+    );
     b.screenshot(&artifacts_dir().join("machine-operator.png"));
+    b.call("Emulation.clearDeviceMetricsOverride", json!({}));
 
     // Machine three's page: its serial is text there too, its failing disk says so.
     b.call(

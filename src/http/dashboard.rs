@@ -252,6 +252,8 @@ mod tests {
             "1 of 2 checks failed",
             "(from the batch)",
             "CPU model has Xeon, 2 CPUs, 128 GiB memory, 3 disks, disks of 900 GB or more",
+            "<th>Board</th><td>Dell Inc. 02C2CP</td>",
+            "<th>Chassis</th><td>Rack Mount Chassis</td>",
             "burn-in 12&#x2f;30 min",
         ] {
             assert!(one.contains(want), "{want} missing:\n{one}");
