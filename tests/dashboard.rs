@@ -88,7 +88,11 @@ fn rows_change_live_through_burn_in_and_report() {
     let row = b.wait_row(fourth, "running", LIVE).expect("running");
     assert_eq!(row["result"], "running");
     // Once the rows' highlight has faded.
-    std::thread::sleep(Duration::from_secs(2));
+    let faded = b.wait_for(LIVE, |b| {
+        let n = b.eval("document.getAnimations().length");
+        (n == 0, n)
+    });
+    assert!(faded.is_ok(), "still animating: {faded:?}");
     b.screenshot(&artifacts_dir().join("dashboard.png"));
 
     // Phone width: one column, no table header, nothing wider than the screen.
@@ -425,6 +429,22 @@ fn an_operator_signs_in_and_sets_a_pipeline_for_two_machines() {
         json!([false, 0])
     );
 
+    let st = lab.stop(pid).expect("sixboot stops");
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn without_an_admin_token_the_sign_in_says_changes_are_disabled() {
+    let (mut lab, _c, _, pid) = started("dashnoadmin", "");
+    let mut b = Browser::open(&lab.ns, &format!("{}/", base()));
+    let loaded = common::wait_until(LIVE, || b.text("#live") == "live");
+    assert!(loaded, "the page never went live");
+    b.fill("#token", ADMIN);
+    b.click("#signin button[type=submit]");
+    let said = b.wait_text("#auth-msg", "Changes are disabled", LIVE);
+    assert!(said.is_ok(), "no explanation: {said:?}");
+    assert!(!b.visible("#bulk"));
+    assert_eq!(b.eval(TOKEN_KEPT), Value::Null);
     let st = lab.stop(pid).expect("sixboot stops");
     assert!(st.success(), "{st:?}");
 }
