@@ -2,17 +2,19 @@
 # A newcomer's first run: a lab network namespace with bridge br0 (192.168.1.1/24,
 # fd00:1::1/64), sixboot serving the example config there, and two real machines booting
 # from it in QEMU: one legacy BIOS (SeaBIOS, its NIC ROM is iPXE) and one UEFI (OVMF, its
-# own PXE) booting memtest, and a third (SeaBIOS) that the operator sets to burn in through
-# the API before it boots. The dashboard is forwarded to 127.0.0.1:$DEMO_PORT on this host
-# while the demo runs. The timeline of each machine streams as it boots; the demo ends with
-# the memtest banners, the burn-in report, each machine's result from the API, and tears
-# everything down. KEEP=1 leaves sixboot (and the forward) running and prints where to look.
+# own PXE) booting memtest, and a third (SeaBIOS, 2 CPUs, 1 GiB, an NVMe, a SATA and a
+# virtio disk) that the operator gives a pipeline (inventory, burn-in, power off) and the
+# spec it is sold with through the API before it boots. The dashboard is forwarded to
+# 127.0.0.1:$DEMO_PORT on this host while the demo runs. The timeline of each machine streams
+# as it boots; the demo ends with the memtest banners, the third machine's inventory and
+# per-part verdicts from the API, and tears everything down. KEEP=1 leaves sixboot (and the
+# forward) running to look at in the dashboard, and prints where to look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$PWD/target/release/sixboot
 [ -x "$bin" ] || { echo "demo: build first (cargo build --release)" >&2; exit 1; }
 [ -f assets/burnin/initrd.img ] || { echo "demo: build the burn-in image first (make assets)" >&2; exit 1; }
-limit=${DEMO_LIMIT:-420}
+limit=${DEMO_LIMIT:-900}
 port=${DEMO_PORT:-18080}
 api='http://[fd00:1::1]:8080'
 burn_mac=52:54:00:de:00:03
@@ -83,9 +85,21 @@ else
 fi
 echo "   from a shell:             ip netns exec $ns curl -sg '$api/api/v1/machines'"
 
-echo "== operator: burn in $burn_mac on its next boot (PUT /api/v1/machines/$burn_mac/next)"
-ip netns exec "$ns" curl -sg -m 10 -X PUT -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-  -d '{"next":"burnin"}' -w '   HTTP %{http_code}\n' -o /dev/null "$api/api/v1/machines/$burn_mac/next"
+echo "== operator: $burn_mac runs inventory, burn-in, then powers off; sold as 2 threads, 1 GiB, 3 disks"
+ip netns exec "$ns" curl -sg -m 10 -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d "{\"macs\":[\"$burn_mac\"],\"pipeline\":[\"inventory\",\"burnin\",\"poweroff\"],\"batch\":\"demo-lot\",\"spec\":{\"memory_bytes\":1073741824,\"disks\":3}}" \
+  -w '   POST /api/v1/machines/bulk: HTTP %{http_code}\n' -o /dev/null "$api/api/v1/machines/bulk"
+disks=()
+for d in nvme:NVME-DEMO-0001:64 sata:SATA-DEMO-0002:96 virtio:VIRTIO-DEMO-0003:128; do
+  IFS=: read -r bus serial mib <<<"$d"
+  truncate -s "${mib}M" "$work/$bus.img"
+  disks+=(-drive "file=$work/$bus.img,if=none,id=$bus,format=raw")
+  case $bus in
+    nvme) disks+=(-device "nvme,drive=$bus,serial=$serial") ;;
+    sata) disks+=(-device "ide-hd,drive=$bus,bus=ahci0.0,serial=$serial") ;;
+    virtio) disks+=(-device "virtio-blk-pci,drive=$bus,serial=$serial") ;;
+  esac
+done
 
 start=$(date +%s.%N)
 ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -boot n \
@@ -99,11 +113,13 @@ ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 512 -machine q35 -nographic
   -netdev tap,id=n0,ifname=tap-uefi,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:de:00:02,romfile= \
   -serial "file:$work/uefi.serial" -monitor none -display none >/dev/null 2>&1 &
 pids+=($!)
-# The burn-in machine: SeaBIOS too, with room for the burn-in image's initrd.
-ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -boot n \
+# The pipeline machine: SeaBIOS too, rebooting between steps, off at the end.
+ip netns exec "$ns" qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -boot n \
+  -smbios type=1,serial=DEMO-0003 -device ahci,id=ahci0 "${disks[@]}" \
   -netdev tap,id=n0,ifname=tap-burn,script=no,downscript=no -device e1000,netdev=n0,mac=$burn_mac \
   -serial "file:$work/burn.serial" -monitor none -display none >/dev/null 2>&1 &
-pids+=($!)
+burn_pid=$!
+pids+=($burn_pid)
 echo "== booting: BIOS machine 52:54:00:de:00:01, UEFI machine 52:54:00:de:00:02, burn-in machine $burn_mac"
 echo "   (QEMU without KVM: allow a few minutes)"
 echo "   time  machine            protocol  stage      detail"
@@ -129,12 +145,15 @@ while :; do
     fi
   done
   # The burn-in image's own console lines.
-  mapfile -t said < <(grep -a "sixboot-burnin: \(starting\|report accepted\|report failed\|RESULT\|powering\)" "$work/burn.serial" 2>/dev/null | tail -n +$((burn_shown + 1)))
+  mapfile -t said < <(grep -a "sixboot-burnin: \(starting\|report accepted\|report failed\|RESULT\|rebooting\|powering\)" "$work/burn.serial" 2>/dev/null | tail -n +$((burn_shown + 1)))
   for l in "${said[@]}"; do
     burn_shown=$((burn_shown + 1))
     printf '%6.1fs  %-23s console   %s\n' "$(echo "$now - $start" | bc)" "BURN machine" "$(tr -d '\r' <<<"${l#*sixboot-burnin: }")"
-    case "$l" in *"report accepted"* | *"report failed"*) done_at[burn]=$(printf '%.1f' "$(echo "$now - $start" | bc)") ;; esac
   done
+  # The pipeline ends with the machine off: QEMU exits.
+  if [ -z "${done_at[burn]:-}" ] && ! kill -0 "$burn_pid" 2>/dev/null; then
+    done_at[burn]=$(printf '%.1f' "$(echo "$now - $start" | bc)")
+  fi
   [ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && [ -n "${done_at[burn]:-}" ] && break
   if (( $(echo "$now - $start > $limit" | bc) )); then echo "demo: a machine did not finish within $limit s (log: $work/sixboot.log)"; break; fi
   sleep 0.5
@@ -143,25 +162,33 @@ done
 echo "== time to utility (VM start to memtest banner)"
 printf '   BIOS (SeaBIOS + iPXE ROM, IPv6 only after the ROM): %s s\n' "${done_at[bios]:-not reached}"
 printf '   UEFI (OVMF PXE over IPv4, then iPXE over IPv6):     %s s\n' "${done_at[uefi]:-not reached}"
-printf '   burn-in (SeaBIOS, 20 s burn, report to the API):    %s s\n' "${done_at[burn]:-not reached}"
+printf '   pipeline (inventory, 20 s burn-in, power-off):       %s s\n' "${done_at[burn]:-not reached}"
 
 # What the operator's API (and the dashboard) now says about each machine.
 echo "== results: GET /api/v1/machines"
 get() { ip netns exec "$ns" curl -sgf -m 10 "$api$1"; }
-printf '   %-23s %-26s %-8s %-36s %s\n' machine "reached" result cpu memory
+printf '   %-23s %-26s %-8s %s\n' machine "reached" result "next"
 for mac in $(get /api/v1/machines | jq -r '.[].mac'); do
   case "$mac" in
     52:54:00:de:00:01) who="BIOS"; reached="memtest banner ${done_at[bios]:--} s" ;;
     52:54:00:de:00:02) who="UEFI"; reached="memtest banner ${done_at[uefi]:--} s" ;;
-    "$burn_mac") who="BURN"; reached="burn-in report ${done_at[burn]:--} s" ;;
+    "$burn_mac") who="BURN"; reached="powered off ${done_at[burn]:--} s" ;;
     *) who="    "; reached="" ;;
   esac
   get "/api/v1/machines/$mac" | jq -r --arg who "$who $mac" --arg reached "$reached" \
-    '[$who, $reached, (.result // "-"),
-      (if .report then "\(.report.cpu.count) x \(.report.cpu.model)" else "-" end),
-      (if .report then "\(.report.memory_bytes / 1048576 | floor) MiB" else "-" end)] | @tsv' |
-    while IFS=$'\t' read -r a b c d e; do printf '   %-23s %-26s %-8s %-36s %s\n' "$a" "$b" "$c" "$d" "$e"; done
+    '[$who, $reached, (.result // "-"), .next] | @tsv' |
+    while IFS=$'\t' read -r a b c d; do printf '   %-23s %-26s %-8s %s\n' "$a" "$b" "$c" "$d"; done
 done
+echo "== $burn_mac: inventory and per-part verdicts (GET /api/v1/machines/$burn_mac)"
+get "/api/v1/machines/$burn_mac" | jq -r '
+  .report.inventory as $i |
+  "   system  \($i.system.manufacturer // "-") \($i.system.product // "-"), serial \($i.system.serial // "-")",
+  "   cpus    \([$i.cpus[] | "\(.model) (\(.threads) threads)"] | join(", "))",
+  "   memory  \($i.memory.bytes / 1048576 | floor) MiB in \($i.memory.dimms | length) DIMM(s)",
+  ($i.disks[] | "   disk    \(.serial // .name): \(.bytes / 1048576 | floor) MiB \(.kind) over \(.transport)"),
+  "   steps   \([.reports[] | "\(.step) \(.result)"] | join(", "))",
+  (.report.checks[] | "   \(if .ok then "PASS" else "FAIL" end)    \(.component) \(.name): \(.detail)\(if .limit then " (limit: \(.limit))" else "" end)")' 2>/dev/null ||
+  echo "   (no report stored)"
 if [ "${KEEP:-0}" = 1 ]; then
   echo "== KEEP=1: sixboot is still running in namespace $ns (pid $server); the VMs were stopped."
   [ -n "$forward" ] && echo "   dashboard: http://127.0.0.1:$port/ (forward pid $forward)"
@@ -170,4 +197,4 @@ if [ "${KEEP:-0}" = 1 ]; then
   echo "   explain:  $bin explain --config $work/sixboot.toml --client uefi-x64"
   echo "   stop:     kill $forward $server; ip netns del $ns; rm -rf $work"
 fi
-[ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && grep -aq "sixboot-burnin: RESULT PASS" "$work/burn.serial"
+[ -n "${done_at[bios]:-}" ] && [ -n "${done_at[uefi]:-}" ] && [ "$(get "/api/v1/machines/$burn_mac" | jq -r .result)" = PASS ]

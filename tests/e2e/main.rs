@@ -5,6 +5,7 @@
 mod burnin;
 #[path = "../common/mod.rs"]
 mod common;
+mod inventory;
 mod vm;
 
 use common::Lab;

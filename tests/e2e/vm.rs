@@ -19,6 +19,17 @@ pub enum Firmware {
     OvmfHttp,
 }
 
+/// Hardware beyond the defaults (512 MiB, one vCPU, no disks, QEMU ends at a reboot).
+#[derive(Debug, Clone, Default)]
+pub struct Hardware {
+    pub memory_mib: Option<u32>,
+    pub cpus: Option<u32>,
+    /// Let the guest reboot (a pipeline boots again for each step).
+    pub reboot: bool,
+    /// More QEMU arguments: disks, SMBIOS strings.
+    pub extra: Vec<String>,
+}
+
 pub struct Vm {
     child: Child,
     pub serial: PathBuf,
@@ -40,18 +51,33 @@ impl Vm {
         mac: &str,
         uuid: Option<&str>,
     ) -> Vm {
+        Vm::start_with(ns, dir, name, fw, tap, mac, uuid, &Hardware::default())
+    }
+
+    /// [`Vm::start`] with more hardware.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        ns: &str,
+        dir: &Path,
+        name: &str,
+        fw: Firmware,
+        tap: &str,
+        mac: &str,
+        uuid: Option<&str>,
+        hw: &Hardware,
+    ) -> Vm {
         let serial = dir.join(format!("{name}.serial.log"));
-        let mut args: Vec<String> = vec![
-            "-accel".into(),
-            "tcg".into(),
-            "-nographic".into(),
-            "-no-reboot".into(),
-        ];
+        let mut args: Vec<String> = vec!["-accel".into(), "tcg".into(), "-nographic".into()];
+        if !hw.reboot {
+            args.push("-no-reboot".into());
+        }
+        let memory = hw.memory_mib.unwrap_or(512).to_string();
+        args.extend(["-smp".into(), hw.cpus.unwrap_or(1).to_string()]);
         let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
         match fw {
             Firmware::SeaBiosIpxeRom => {
                 // Enough for the burn-in image too: its initrd unpacks into RAM.
-                args.extend(["-m", "512", "-boot", "n"].map(String::from));
+                args.extend(["-m".into(), memory.clone(), "-boot".into(), "n".into()]);
                 args.extend([
                     "-netdev".into(),
                     netdev,
@@ -62,7 +88,7 @@ impl Vm {
             _ => {
                 let vars = dir.join(format!("{name}.vars.fd"));
                 std::fs::copy(OVMF_VARS, &vars).expect("copy OVMF vars");
-                args.extend(["-m", "512", "-machine", "q35"].map(String::from));
+                args.extend(["-m".into(), memory.clone(), "-machine".into(), "q35".into()]);
                 args.push("-drive".into());
                 args.push(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"));
                 args.push("-drive".into());
@@ -91,6 +117,7 @@ impl Vm {
         if let Some(u) = uuid {
             args.extend(["-uuid".into(), u.into()]);
         }
+        args.extend(hw.extra.iter().cloned());
         args.extend([
             "-serial".into(),
             format!("file:{}", serial.display()),
