@@ -214,3 +214,108 @@ pub fn wait_step(lab: &Lab, c: &str, mac: &str, want: &str) -> Value {
     assert!(seen, "{want} never reached {mac}'s timeline: {last}");
     last
 }
+
+/// A step's report in the image's own schema (`sixboot_report`, so it cannot drift from
+/// what the server takes): a one-socket machine with serial `serial`, 4 GiB in two DIMMs,
+/// one SATA SSD (serial `DSK-` and the MAC's last two bytes) and its NIC `mac`. Every
+/// check passes unless `failing` names one: `stress` (the CPU) or `self_test` (the disk).
+pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -> String {
+    use sixboot_report::*;
+    let disk_serial = format!("DSK-{}", mac[12..].replace(':', ""));
+    let dimm = |slot: &str| Dimm {
+        slot: slot.into(),
+        bytes: 2 << 30,
+        kind: Some("DDR4".into()),
+        speed_mts: Some(2400),
+        ..Dimm::default()
+    };
+    let inventory = Inventory {
+        system: System {
+            manufacturer: Some("QEMU".into()),
+            product: Some("Standard PC (Q35)".into()),
+            serial: Some(serial.into()),
+            ..System::default()
+        },
+        cpus: vec![Cpu {
+            model: "QEMU Virtual CPU version 2.5+".into(),
+            cores: 2,
+            threads: 2,
+            max_mhz: None,
+            microcode: None,
+        }],
+        memory: Memory {
+            bytes: 4 << 30,
+            dimms: vec![dimm("DIMM 0"), dimm("DIMM 1")],
+        },
+        disks: vec![Disk {
+            name: "sda".into(),
+            model: Some("QEMU HARDDISK".into()),
+            serial: Some(disk_serial.clone()),
+            bytes: 960_197_124_096,
+            kind: DiskKind::Ssd,
+            transport: Transport::Sata,
+            smart: Some(Smart {
+                healthy: Some(true),
+                power_on_hours: Some(1200),
+                reallocated_sectors: Some(0),
+                pending_sectors: Some(0),
+                temperature_c: Some(30),
+                ..Smart::default()
+            }),
+        }],
+        nics: vec![Nic {
+            name: "eth0".into(),
+            mac: mac.into(),
+            driver: Some("e1000".into()),
+            speed_mbps: Some(1000),
+            link: true,
+        }],
+        pci: Vec::new(),
+        bmc: Bmc::default(),
+    };
+    let fails = |name: &str| failing == Some(name);
+    let checks = vec![
+        Check {
+            component: Component::Cpu,
+            name: CheckName::Stress,
+            detail: String::new(),
+            values: Values {
+                exit_code: Some(if fails("stress") { 2 } else { 0 }),
+                errors: Some(if fails("stress") { 3 } else { 0 }),
+                seconds: Some(20.0),
+                ..Values::default()
+            },
+        },
+        Check {
+            component: Component::Memory,
+            name: CheckName::Edac,
+            detail: String::new(),
+            values: Values {
+                corrected: Some(0),
+                uncorrected: Some(0),
+                count: Some(1),
+                ..Values::default()
+            },
+        },
+        Check {
+            component: Component::Disk(disk_serial),
+            name: CheckName::SelfTest,
+            detail: String::new(),
+            values: Values {
+                status: Some(if fails("self_test") {
+                    SelfTest::Failed
+                } else {
+                    SelfTest::Passed
+                }),
+                ..Values::default()
+            },
+        },
+    ];
+    let report = Report {
+        step: Step::from_name(step).expect("a reporting step"),
+        duration_s: 20,
+        inventory,
+        checks,
+    };
+    serde_json::to_string(&report).unwrap()
+}
