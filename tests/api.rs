@@ -234,7 +234,7 @@ fn pipelines_specs_and_bulk_changes_are_checked_whole() {
         v["report"]["checks"][0]["detail"]
             .as_str()
             .unwrap()
-            .contains("memory 1 GiB, expected 2 GiB")
+            .contains("memory 4 GiB, expected 2 GiB")
     );
     let s = script(&lab, &c, MAC, "");
     assert!(
@@ -253,7 +253,7 @@ fn pipelines_specs_and_bulk_changes_are_checked_whole() {
             "-H",
             &format!("Authorization: Bearer {ADMIN}"),
             "-d",
-            r#"{"memory_bytes":1073741824,"disks":1}"#,
+            r#"{"memory_bytes":4294967296,"disks":1}"#,
         ],
     );
     assert_eq!(put.status, 200, "{}", put.text());
@@ -372,7 +372,7 @@ fn reports_are_checked_stored_and_survive_kill_9() {
         (&v["result"], &v["state"]),
         (&"PASS".into(), &"pass".into())
     );
-    assert_eq!(v["report"]["inventory"]["disks"][0]["serial"], "NVME-0001");
+    assert_eq!(v["report"]["inventory"]["disks"][0]["serial"], "DSK-3456");
     assert_eq!(v["report"]["checks"][0]["component"], "cpu");
     assert_eq!(v["report"]["checks"][0]["ok"], true);
     assert_eq!(v["verdict"]["result"], "pass");

@@ -151,43 +151,6 @@ pub fn burnin_args(script: &str) -> Option<(String, String)> {
     Some((value("sixboot.report=")?, value("sixboot.token=")?))
 }
 
-/// A report of `step` as the image sends it from a small QEMU VM (one NVMe disk, one NIC);
-/// `failing` makes one measured check fail: `mce`, `edac` or `stress`.
-pub fn report(step: &str, failing: Option<&str>) -> String {
-    let bad = |name: &str| failing == Some(name);
-    serde_json::json!({
-        "step": step,
-        "duration_s": 20,
-        "inventory": {
-            "system": {"manufacturer": "QEMU", "product": "Standard PC (Q35 + ICH9, 2009)",
-                "serial": "SYS-0001", "uuid": null, "bios_version": null, "bios_date": null,
-                "board": {"manufacturer": null, "product": null, "serial": null},
-                "chassis": {"type": "Other", "serial": null}},
-            "cpus": [{"model": "QEMU Virtual CPU version 2.5+", "cores": 2, "threads": 2,
-                "max_mhz": null, "microcode": null}],
-            "memory": {"bytes": 1073741824u64, "dimms": [{"slot": "DIMM 0", "bytes": 1073741824u64,
-                "type": "RAM", "speed_mts": null, "manufacturer": "QEMU", "part": null,
-                "serial": null, "ecc": false}]},
-            "disks": [{"name": "nvme0n1", "model": "QEMU NVMe Ctrl", "serial": "NVME-0001",
-                "bytes": 1073741824u64, "kind": "nvme", "transport": "nvme",
-                "smart": {"healthy": true, "power_on_hours": 0, "reallocated_sectors": null,
-                    "pending_sectors": null, "media_errors": 0, "percentage_used": 0,
-                    "temperature_c": 50}}],
-            "nics": [{"name": "eth0", "mac": MAC, "driver": "virtio_net", "speed_mbps": null, "link": true}],
-            "pci": [{"address": "0000:00:04.0", "id": "1b36:0010", "class": "storage",
-                "class_code": "010802", "driver": "nvme"}],
-            "bmc": {"present": false, "firmware": null, "ipv4": null, "ipv6": null}
-        },
-        "checks": [
-            {"component": "cpu", "name": "stress", "detail": "", "values": {"exit_code": if bad("stress") { 2 } else { 0 }, "errors": 0, "seconds": 20.0}},
-            {"component": "cpu", "name": "mce", "values": {"events": if bad("mce") { 1 } else { 0 }}},
-            {"component": "memory", "name": "edac", "values": {"corrected": 0, "uncorrected": if bad("edac") { 1 } else { 0 }, "count": 1}},
-            {"component": "disk:NVME-0001", "name": "read", "values": {"bytes": 67108864, "seconds": 0.5, "mb_per_s": 134.2, "errors": 0}}
-        ]
-    })
-    .to_string()
-}
-
 pub fn stages(v: &Value) -> Vec<String> {
     v["timeline"]
         .as_array()
@@ -218,7 +181,8 @@ pub fn wait_step(lab: &Lab, c: &str, mac: &str, want: &str) -> Value {
 /// A step's report in the image's own schema (`sixboot_report`, so it cannot drift from
 /// what the server takes): a one-socket machine with serial `serial`, 4 GiB in two DIMMs,
 /// one SATA SSD (serial `DSK-` and the MAC's last two bytes) and its NIC `mac`. Every
-/// check passes unless `failing` names one: `stress` (the CPU) or `self_test` (the disk).
+/// check passes unless `failing` names one: `stress` (the CPU), `edac` (memory) or
+/// `self_test` (the disk).
 pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -> String {
     use sixboot_report::*;
     let disk_serial = format!("DSK-{}", mac[12..].replace(':', ""));
@@ -292,7 +256,7 @@ pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -
             detail: String::new(),
             values: Values {
                 corrected: Some(0),
-                uncorrected: Some(0),
+                uncorrected: Some(u64::from(fails("edac"))),
                 count: Some(1),
                 ..Values::default()
             },
@@ -318,4 +282,9 @@ pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -
         checks,
     };
     serde_json::to_string(&report).unwrap()
+}
+
+/// [`step_report`] for [`MAC`] with system serial `SYS-0001`.
+pub fn report(step: &str, failing: Option<&str>) -> String {
+    step_report(step, MAC, "SYS-0001", failing)
 }
