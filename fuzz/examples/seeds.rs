@@ -20,12 +20,17 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every fixture in one folder, by file stem.
+/// Every captured packet in one folder, by file stem.
 fn fixtures(dir: &str) -> Seeds {
+    files(dir, "bin")
+}
+
+/// Every file of one folder with extension `ext`, by file stem.
+fn files(dir: &str, ext: &str) -> Seeds {
     let mut out: Vec<_> = std::fs::read_dir(Path::new(FIXTURES).join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .map(|p| {
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
             (stem, std::fs::read(&p).unwrap())
@@ -240,18 +245,7 @@ fn http_path() -> Seeds {
 
 /// Every report fixture (tests/fixtures/report/*.json): reports as the image sent them.
 fn report() -> Seeds {
-    let dir = Path::new(FIXTURES).join("report");
-    let mut out: Seeds = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .map(|p| {
-            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (stem, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    out.sort();
-    out
+    files("report", "json")
 }
 
 fn main() {

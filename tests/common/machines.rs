@@ -86,11 +86,13 @@ pub fn script(lab: &Lab, c: &str, mac: &str, uuid: &str) -> String {
     r.text()
 }
 
-pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+/// An operator's JSON request: `method` to `path` (below [`base`]) with `body`, and the
+/// admin token when given.
+pub fn api(lab: &Lab, c: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> Reply {
     let auth = token.map(|t| format!("Authorization: Bearer {t}"));
     let mut args = vec![
         "-X",
-        "PUT",
+        method,
         "-H",
         "Content-Type: application/json",
         "-d",
@@ -99,11 +101,28 @@ pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) 
     if let Some(a) = &auth {
         args.extend(["-H", a]);
     }
-    curl(
+    curl(lab, c, &format!("{}{path}", base()), &args)
+}
+
+pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+    api(
         lab,
         c,
-        &format!("{}/api/v1/machines/{mac}/next", base()),
-        &args,
+        "PUT",
+        &format!("/api/v1/machines/{mac}/next"),
+        body,
+        token,
+    )
+}
+
+pub fn put_spec(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+    api(
+        lab,
+        c,
+        "PUT",
+        &format!("/api/v1/machines/{mac}/spec"),
+        body,
+        token,
     )
 }
 
