@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 runs=${FUZZ_RUNS:-}
 rss_mb=${FUZZ_RSS_MB:-1024}
-all=(dhcp4 dhcp6 ra tftp config http_path)
+all=(dhcp4 dhcp6 ra tftp config http_path report)
 targets=("${@:-${all[@]}}")
 export RUSTC_BOOTSTRAP=1
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}

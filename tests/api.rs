@@ -125,24 +125,11 @@ fn next_actions_need_the_admin_token_and_steer_the_script() {
 
 #[test]
 fn pipelines_specs_and_bulk_changes_are_checked_whole() {
-    let api = format!("\n[api]\nadmin_token = \"{ADMIN}\"\n");
-    let (lab, c, _, _) = started("apibulk", &api);
+    let admin = format!("\n[api]\nadmin_token = \"{ADMIN}\"\n");
+    let (lab, c, _, _) = started("apibulk", &admin);
     let other = "52:54:00:00:00:42";
-    let post = |path: &str, body: &str, token: Option<&str>| {
-        let auth = token.map(|t| format!("Authorization: Bearer {t}"));
-        let mut args = vec![
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            body,
-        ];
-        if let Some(a) = &auth {
-            args.extend(["-H", a]);
-        }
-        curl(&lab, &c, &format!("{}{path}", base()), &args)
-    };
+    let post =
+        |path: &str, body: &str, token: Option<&str>| api(&lab, &c, "POST", path, body, token);
     let bulk = |body: &str| post("/api/v1/machines/bulk", body, Some(ADMIN));
     assert_eq!(post("/api/v1/machines/bulk", "{}", None).status, 401);
     let steps =
@@ -234,7 +221,7 @@ fn pipelines_specs_and_bulk_changes_are_checked_whole() {
         v["report"]["checks"][0]["detail"]
             .as_str()
             .unwrap()
-            .contains("memory 1 GiB, expected 2 GiB")
+            .contains("memory 4 GiB, expected 2 GiB")
     );
     let s = script(&lab, &c, MAC, "");
     assert!(
@@ -243,18 +230,12 @@ fn pipelines_specs_and_bulk_changes_are_checked_whole() {
     );
 
     // The spec fixed through the API: the same report is judged again at once.
-    let put = curl(
+    let put = put_spec(
         &lab,
         &c,
-        &format!("{}/api/v1/machines/{MAC}/spec", base()),
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            &format!("Authorization: Bearer {ADMIN}"),
-            "-d",
-            r#"{"memory_bytes":1073741824,"disks":1}"#,
-        ],
+        MAC,
+        r#"{"memory_bytes":4294967296,"disks":1}"#,
+        Some(ADMIN),
     );
     assert_eq!(put.status, 200, "{}", put.text());
     assert_eq!(json(&put)["result"], "PASS");
@@ -372,7 +353,7 @@ fn reports_are_checked_stored_and_survive_kill_9() {
         (&v["result"], &v["state"]),
         (&"PASS".into(), &"pass".into())
     );
-    assert_eq!(v["report"]["inventory"]["disks"][0]["serial"], "NVME-0001");
+    assert_eq!(v["report"]["inventory"]["disks"][0]["serial"], "DSK-3456");
     assert_eq!(v["report"]["checks"][0]["component"], "cpu");
     assert_eq!(v["report"]["checks"][0]["ok"], true);
     assert_eq!(v["verdict"]["result"], "pass");

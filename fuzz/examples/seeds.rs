@@ -20,12 +20,17 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Every fixture in one folder, by file stem.
+/// Every captured packet in one folder, by file stem.
 fn fixtures(dir: &str) -> Seeds {
+    files(dir, "bin")
+}
+
+/// Every file of one folder with extension `ext`, by file stem.
+fn files(dir: &str, ext: &str) -> Seeds {
     let mut out: Vec<_> = std::fs::read_dir(Path::new(FIXTURES).join(dir))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .map(|p| {
             let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
             (stem, std::fs::read(&p).unwrap())
@@ -238,6 +243,11 @@ fn http_path() -> Seeds {
     .collect()
 }
 
+/// Every report fixture (tests/fixtures/report/*.json): reports as the image sent them.
+fn report() -> Seeds {
+    files("report", "json")
+}
+
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).expect("usage: seeds <dir>"));
     let targets = [
@@ -247,6 +257,7 @@ fn main() {
         ("tftp", tftp),
         ("config", config),
         ("http_path", http_path),
+        ("report", report),
     ];
     for (target, seeds) in targets {
         let d = dir.join(target);

@@ -299,9 +299,42 @@ async fn apply(st: &AppState, macs: &[[u8; 6]], edits: &[Edit]) -> Result<usize,
     })
 }
 
+/// One machine's change: admin token, MAC, JSON body, then `edit_of` makes the change
+/// from the body; 200 with the machine once it is on disk. Makes the record if the
+/// machine was never seen (so an operator can set it up front).
+async fn change_one(
+    st: &AppState,
+    mac: &str,
+    auth: &Auth,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+    edit_of: impl FnOnce(&AppState, &Value) -> Result<Edit, No>,
+) -> Response {
+    if let Err(r) = admin(st, auth, what) {
+        return r.into_response();
+    }
+    let Some(m) = url_mac(mac) else {
+        return bad_mac(mac);
+    };
+    let v = match read_json(headers, body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let edit = match edit_of(st, &v) {
+        Ok(e) => e,
+        Err(r) => return r.into_response(),
+    };
+    match apply(st, &[m], &[edit]).await {
+        Ok(_) => {
+            info!(%mac, what, "machine changed");
+            json_response(StatusCode::OK, &st.machines.get(m).unwrap_or(Value::Null))
+        }
+        Err(r) => r,
+    }
+}
+
 /// `PUT .../next` with `{"next": "<action>"}` or `{"pipeline": ["inventory", ...]}`.
-/// Needs the admin token; makes the record if the machine was never seen (so an
-/// operator can set it up front).
 pub(super) async fn next(
     State(st): State<Arc<AppState>>,
     Path(mac): Path<String>,
@@ -309,33 +342,14 @@ pub(super) async fn next(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = admin(&st, &auth, "next") {
-        return r.into_response();
-    }
-    let Some(m) = url_mac(&mac) else {
-        return bad_mac(&mac);
-    };
-    let v = match read_json(&headers, body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let edit = match pipeline_of(&st, &v) {
-        Ok(Some(e)) => e,
-        Ok(None) => {
-            return unprocessable(
+    change_one(&st, &mac, &auth, &headers, body, "next", |st, v| {
+        pipeline_of(st, v)?.ok_or_else(|| {
+            unprocessable(
                 "body must be {\"next\": \"<action>\"} or {\"pipeline\": [\"<step>\", ...]}",
             )
-            .into_response();
-        }
-        Err(r) => return r.into_response(),
-    };
-    match apply(&st, &[m], &[edit]).await {
-        Ok(_) => {
-            info!(%mac, "next action set");
-            json_response(StatusCode::OK, &st.machines.get(m).unwrap_or(Value::Null))
-        }
-        Err(r) => r,
-    }
+        })
+    })
+    .await
 }
 
 /// `PUT .../spec` with the spec the machine is sold with (see [`Spec`]), or `null`.
@@ -346,24 +360,10 @@ pub(super) async fn spec(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(r) = admin(&st, &auth, "spec") {
-        return r.into_response();
-    }
-    let Some(m) = url_mac(&mac) else {
-        return bad_mac(&mac);
-    };
-    let v = match read_json(&headers, body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let edit = match spec_edit(&v) {
-        Ok(e) => e,
-        Err(r) => return r.into_response(),
-    };
-    match apply(&st, &[m], &[edit]).await {
-        Ok(_) => json_response(StatusCode::OK, &st.machines.get(m).unwrap_or(Value::Null)),
-        Err(r) => r,
-    }
+    change_one(&st, &mac, &auth, &headers, body, "spec", |_, v| {
+        spec_edit(v)
+    })
+    .await
 }
 
 /// `POST /api/v1/machines/bulk` with `{"macs": [...]}` and any of `next`, `pipeline`,

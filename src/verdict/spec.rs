@@ -84,7 +84,7 @@ impl Spec {
             parts.push(format!("{n} disk(s)"));
         }
         if let Some(b) = self.disk_min_bytes {
-            parts.push(format!("disks of at least {}", size(b)));
+            parts.push(format!("disks of at least {}", disk_size(b)));
         }
         parts.join(", ")
     }
@@ -124,8 +124,8 @@ impl Spec {
                 out.push(format!(
                     "disk {} is {}, expected at least {}",
                     d.id(),
-                    size(d.bytes),
-                    size(min)
+                    disk_size(d.bytes),
+                    disk_size(min)
                 ));
             }
         }
@@ -133,18 +133,28 @@ impl Spec {
     }
 }
 
-/// Bytes for a person: binary units, up to two decimals (`1 GiB`, `465.76 GiB`).
+/// Memory for a person: binary units, as DIMMs are sized (`1 GiB`, `465.76 GiB`).
 pub fn size(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    scaled(b, 1024.0, ["B", "KiB", "MiB", "GiB", "TiB", "PiB"])
+}
+
+/// A disk for a person: decimal units, as drives are sold (`960.2 GB`).
+pub fn disk_size(b: u64) -> String {
+    scaled(b, 1000.0, ["B", "kB", "MB", "GB", "TB", "PB"])
+}
+
+/// `b` in the largest unit below it, with up to two decimals.
+fn scaled(b: u64, step: f64, units: [&str; 6]) -> String {
+    const UNITS: usize = 6;
     let mut v = b as f64;
     let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
+    while v >= step && u < UNITS - 1 {
+        v /= step;
         u += 1;
     }
     let s = format!("{v:.2}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s} {}", UNITS[u])
+    format!("{s} {}", units[u])
 }
 
 #[cfg(test)]
@@ -182,5 +192,7 @@ mod tests {
         assert_eq!(size(1 << 30), "1 GiB");
         assert_eq!(size(500_107_862_016), "465.76 GiB");
         assert_eq!(size(512), "512 B");
+        assert_eq!(disk_size(960_197_124_096), "960.2 GB");
+        assert_eq!(disk_size(4_000_787_030_016), "4 TB");
     }
 }

@@ -158,8 +158,8 @@ fn a_spec_mismatch_fails_the_system_part_and_says_what_differs() {
     let c = &j.checks[0];
     assert_eq!(
         c.detail,
-        "memory 1 GiB, expected 2 GiB; disk NVME-1 is 64 MiB, expected at least 1 GiB; \
-         disk SATA-1 is 64 MiB, expected at least 1 GiB; disk VIRTIO-1 is 64 MiB, expected at least 1 GiB"
+        "memory 1 GiB, expected 2 GiB; disk NVME-1 is 67.11 MB, expected at least 1.07 GB; \
+         disk SATA-1 is 67.11 MB, expected at least 1.07 GB; disk VIRTIO-1 is 67.11 MB, expected at least 1.07 GB"
     );
     assert_eq!(c.values["memory_bytes"], 1073741824);
     let ok = Spec {

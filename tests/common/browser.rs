@@ -129,13 +129,22 @@ impl Browser {
     }
 
     /// The dashboard row of `mac` as the page shows it now: `{state, result, stage,
-    /// hidden}`, or null when there is no such row.
+    /// step, plan, pipeline, batch, serial, spec, selected, hidden}` (`step` is the running
+    /// step's progress or null, `plan` the next action or pipeline as written, `pipeline`
+    /// its steps or null), or null when there is no such row.
     pub fn row(&mut self, mac: &str) -> Value {
         self.eval(&format!(
             r#"(function () {{
                 var tr = document.querySelector('#machines tr[data-mac="{mac}"]');
-                return tr && {{ state: tr.dataset.state, result: tr.cells[4].textContent,
-                               stage: tr.cells[1].firstChild.textContent, hidden: tr.hidden }};
+                if (!tr) return null;
+                function text(sel) {{ var e = tr.querySelector(sel); return e && e.textContent; }}
+                var pipe = tr.querySelectorAll('td.step .pipe span');
+                return {{ state: tr.dataset.state, result: text('td.result .label'),
+                          stage: text('td.stage .what'), step: text('td.step .progress'),
+                          plan: text('td.step .plan'),
+                          pipeline: pipe.length ? Array.prototype.map.call(pipe, function (s) {{ return s.textContent; }}) : null,
+                          batch: text('td.batch'), serial: text('td.serial'), spec: text('td.spec'),
+                          selected: tr.querySelector('td.sel input').checked, hidden: tr.hidden }};
             }})()"#
         ))
     }
@@ -143,17 +152,96 @@ impl Browser {
     /// Waits (polling the live DOM, never reloading) until `mac`'s dashboard row is in
     /// `state` (`running`, `pass`, `fail`, `none`); returns the row as last seen.
     pub fn wait_row(&mut self, mac: &str, state: &str, limit: Duration) -> Result<Value, Value> {
+        self.wait_for(limit, |b| {
+            let row = b.row(mac);
+            (row["state"] == state, row)
+        })
+    }
+
+    /// Polls `probe` every 200 ms until it says done or `limit` passes; returns what it
+    /// saw last, as `Ok` when done.
+    pub fn wait_for(
+        &mut self,
+        limit: Duration,
+        mut probe: impl FnMut(&mut Browser) -> (bool, Value),
+    ) -> Result<Value, Value> {
         let deadline = Instant::now() + limit;
         loop {
-            let row = self.row(mac);
-            if row["state"] == state {
-                return Ok(row);
+            let (done, seen) = probe(self);
+            if done {
+                return Ok(seen);
             }
             if Instant::now() >= deadline {
-                return Err(row);
+                return Err(seen);
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Waits until the text of the element `selector` contains `want`; returns the text
+    /// last seen.
+    pub fn wait_text(
+        &mut self,
+        selector: &str,
+        want: &str,
+        limit: Duration,
+    ) -> Result<String, String> {
+        let got = self.wait_for(limit, |b| {
+            let t = b.text(selector);
+            (t.contains(want), Value::String(t))
+        });
+        got.map(|v| v.as_str().unwrap_or_default().to_string())
+            .map_err(|v| v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// The text of the element `selector` (empty when there is none).
+    pub fn text(&mut self, selector: &str) -> String {
+        let sel = json!(selector);
+        self.eval(&format!(
+            "(document.querySelector({sel}) || {{}}).textContent || ''"
+        ))
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Runs `js` with `e` bound to the element `selector`, which must exist.
+    fn on(&mut self, selector: &str, js: &str) -> Value {
+        let sel = json!(selector);
+        let r = self.eval(&format!(
+            "(function (e) {{ if (!e) return 'missing'; {js} }})(document.querySelector({sel}))"
+        ));
+        assert_ne!(r, "missing", "no element {selector}");
+        r
+    }
+
+    /// Clicks the element `selector`, as a person would (its handlers and default action).
+    pub fn click(&mut self, selector: &str) {
+        self.on(selector, "e.click(); return true;");
+    }
+
+    /// Types `value` into the input or picks it in the select `selector`, firing the
+    /// `input` and `change` events a person's edit fires.
+    pub fn fill(&mut self, selector: &str, value: &str) {
+        let v = json!(value);
+        let r = self.on(
+            selector,
+            &format!(
+                "e.value = {v}; e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+                 e.dispatchEvent(new Event('change', {{bubbles: true}})); return e.value;"
+            ),
+        );
+        assert_eq!(r, value, "{selector} did not take {value}");
+    }
+
+    /// Whether the element `selector` exists and takes up room on the page, as the
+    /// styles lay it out (an element with `hidden` that a style shows counts as shown).
+    pub fn visible(&mut self, selector: &str) -> bool {
+        let sel = json!(selector);
+        self.eval(&format!(
+            "(function (e) {{ return !!e && e.getClientRects().length > 0 \
+              && getComputedStyle(e).visibility !== 'hidden'; }})(document.querySelector({sel}))"
+        )) == true
     }
 
     /// Saves a PNG of what the page shows now.

@@ -86,11 +86,13 @@ pub fn script(lab: &Lab, c: &str, mac: &str, uuid: &str) -> String {
     r.text()
 }
 
-pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+/// An operator's JSON request: `method` to `path` (below [`base`]) with `body`, and the
+/// admin token when given.
+pub fn api(lab: &Lab, c: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> Reply {
     let auth = token.map(|t| format!("Authorization: Bearer {t}"));
     let mut args = vec![
         "-X",
-        "PUT",
+        method,
         "-H",
         "Content-Type: application/json",
         "-d",
@@ -99,11 +101,28 @@ pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) 
     if let Some(a) = &auth {
         args.extend(["-H", a]);
     }
-    curl(
+    curl(lab, c, &format!("{}{path}", base()), &args)
+}
+
+pub fn put_next(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+    api(
         lab,
         c,
-        &format!("{}/api/v1/machines/{mac}/next", base()),
-        &args,
+        "PUT",
+        &format!("/api/v1/machines/{mac}/next"),
+        body,
+        token,
+    )
+}
+
+pub fn put_spec(lab: &Lab, c: &str, mac: &str, body: &str, token: Option<&str>) -> Reply {
+    api(
+        lab,
+        c,
+        "PUT",
+        &format!("/api/v1/machines/{mac}/spec"),
+        body,
+        token,
     )
 }
 
@@ -151,43 +170,6 @@ pub fn burnin_args(script: &str) -> Option<(String, String)> {
     Some((value("sixboot.report=")?, value("sixboot.token=")?))
 }
 
-/// A report of `step` as the image sends it from a small QEMU VM (one NVMe disk, one NIC);
-/// `failing` makes one measured check fail: `mce`, `edac` or `stress`.
-pub fn report(step: &str, failing: Option<&str>) -> String {
-    let bad = |name: &str| failing == Some(name);
-    serde_json::json!({
-        "step": step,
-        "duration_s": 20,
-        "inventory": {
-            "system": {"manufacturer": "QEMU", "product": "Standard PC (Q35 + ICH9, 2009)",
-                "serial": "SYS-0001", "uuid": null, "bios_version": null, "bios_date": null,
-                "board": {"manufacturer": null, "product": null, "serial": null},
-                "chassis": {"type": "Other", "serial": null}},
-            "cpus": [{"model": "QEMU Virtual CPU version 2.5+", "cores": 2, "threads": 2,
-                "max_mhz": null, "microcode": null}],
-            "memory": {"bytes": 1073741824u64, "dimms": [{"slot": "DIMM 0", "bytes": 1073741824u64,
-                "type": "RAM", "speed_mts": null, "manufacturer": "QEMU", "part": null,
-                "serial": null, "ecc": false}]},
-            "disks": [{"name": "nvme0n1", "model": "QEMU NVMe Ctrl", "serial": "NVME-0001",
-                "bytes": 1073741824u64, "kind": "nvme", "transport": "nvme",
-                "smart": {"healthy": true, "power_on_hours": 0, "reallocated_sectors": null,
-                    "pending_sectors": null, "media_errors": 0, "percentage_used": 0,
-                    "temperature_c": 50}}],
-            "nics": [{"name": "eth0", "mac": MAC, "driver": "virtio_net", "speed_mbps": null, "link": true}],
-            "pci": [{"address": "0000:00:04.0", "id": "1b36:0010", "class": "storage",
-                "class_code": "010802", "driver": "nvme"}],
-            "bmc": {"present": false, "firmware": null, "ipv4": null, "ipv6": null}
-        },
-        "checks": [
-            {"component": "cpu", "name": "stress", "detail": "", "values": {"exit_code": if bad("stress") { 2 } else { 0 }, "errors": 0, "seconds": 20.0}},
-            {"component": "cpu", "name": "mce", "values": {"events": if bad("mce") { 1 } else { 0 }}},
-            {"component": "memory", "name": "edac", "values": {"corrected": 0, "uncorrected": if bad("edac") { 1 } else { 0 }, "count": 1}},
-            {"component": "disk:NVME-0001", "name": "read", "values": {"bytes": 67108864, "seconds": 0.5, "mb_per_s": 134.2, "errors": 0}}
-        ]
-    })
-    .to_string()
-}
-
 pub fn stages(v: &Value) -> Vec<String> {
     v["timeline"]
         .as_array()
@@ -213,4 +195,115 @@ pub fn wait_step(lab: &Lab, c: &str, mac: &str, want: &str) -> Value {
     });
     assert!(seen, "{want} never reached {mac}'s timeline: {last}");
     last
+}
+
+/// A step's report in the image's own schema (`sixboot_report`, so it cannot drift from
+/// what the server takes): a one-socket machine with serial `serial`, 4 GiB in two DIMMs,
+/// one SATA SSD (serial `DSK-` and the MAC's last two bytes) and its NIC `mac`. Every
+/// check passes unless `failing` names one: `stress` (the CPU), `edac` (memory) or
+/// `self_test` (the disk).
+pub fn step_report(step: &str, mac: &str, serial: &str, failing: Option<&str>) -> String {
+    use sixboot_report::*;
+    let disk_serial = format!("DSK-{}", mac[12..].replace(':', ""));
+    let dimm = |slot: &str| Dimm {
+        slot: slot.into(),
+        bytes: 2 << 30,
+        kind: Some("DDR4".into()),
+        speed_mts: Some(2400),
+        ..Dimm::default()
+    };
+    let inventory = Inventory {
+        system: System {
+            manufacturer: Some("QEMU".into()),
+            product: Some("Standard PC (Q35)".into()),
+            serial: Some(serial.into()),
+            ..System::default()
+        },
+        cpus: vec![Cpu {
+            model: "QEMU Virtual CPU version 2.5+".into(),
+            cores: 2,
+            threads: 2,
+            max_mhz: None,
+            microcode: None,
+        }],
+        memory: Memory {
+            bytes: 4 << 30,
+            dimms: vec![dimm("DIMM 0"), dimm("DIMM 1")],
+        },
+        disks: vec![Disk {
+            name: "sda".into(),
+            model: Some("QEMU HARDDISK".into()),
+            serial: Some(disk_serial.clone()),
+            bytes: 960_197_124_096,
+            kind: DiskKind::Ssd,
+            transport: Transport::Sata,
+            smart: Some(Smart {
+                healthy: Some(true),
+                power_on_hours: Some(1200),
+                reallocated_sectors: Some(0),
+                pending_sectors: Some(0),
+                temperature_c: Some(30),
+                ..Smart::default()
+            }),
+        }],
+        nics: vec![Nic {
+            name: "eth0".into(),
+            mac: mac.into(),
+            driver: Some("e1000".into()),
+            speed_mbps: Some(1000),
+            link: true,
+        }],
+        pci: Vec::new(),
+        bmc: Bmc::default(),
+    };
+    let fails = |name: &str| failing == Some(name);
+    let checks = vec![
+        Check {
+            component: Component::Cpu,
+            name: CheckName::Stress,
+            detail: String::new(),
+            values: Values {
+                exit_code: Some(if fails("stress") { 2 } else { 0 }),
+                errors: Some(if fails("stress") { 3 } else { 0 }),
+                seconds: Some(20.0),
+                ..Values::default()
+            },
+        },
+        Check {
+            component: Component::Memory,
+            name: CheckName::Edac,
+            detail: String::new(),
+            values: Values {
+                corrected: Some(0),
+                uncorrected: Some(u64::from(fails("edac"))),
+                count: Some(1),
+                ..Values::default()
+            },
+        },
+        Check {
+            component: Component::Disk(disk_serial),
+            name: CheckName::SelfTest,
+            detail: String::new(),
+            values: Values {
+                status: Some(if fails("self_test") {
+                    SelfTest::Failed
+                } else {
+                    SelfTest::Passed
+                }),
+                ..Values::default()
+            },
+        },
+    ];
+    let report = Report {
+        step: Step::from_name(step).expect("a reporting step"),
+        duration_s: 20,
+        inventory,
+        checks,
+    };
+    serde_json::to_string(&report).unwrap()
+}
+
+/// [`step_report`] for [`MAC`] with system serial `SYS-0001`.
+pub fn report(step: &str, failing: Option<&str>) -> String {
+    step_report(step, MAC, "SYS-0001", failing)
 }

@@ -8,25 +8,11 @@
 use super::common::browser::{Browser, artifacts_dir};
 use super::common::machines::{base, json, machine, put_next, ready, stages};
 use super::common::{self, Lab};
-use super::vm::{Firmware, Vm};
-use super::{assert_in_order, assert_stages, config};
-use serde_json::Value;
+use super::vm::{Firmware, Hardware, Vm};
+use super::{api_timeline, assert_in_order, assert_stages, config};
 use std::time::Duration;
 
 const ADMIN: &str = "e2e-admin-token";
-
-/// The machine's timeline as the API serves it: (protocol, stage, detail) in order.
-fn api_timeline(v: &Value) -> Vec<(String, String, String)> {
-    v["timeline"]
-        .as_array()
-        .expect("a timeline")
-        .iter()
-        .map(|e| {
-            let f = |k: &str| e[k].as_str().unwrap_or("").to_string();
-            (f("protocol"), f("stage"), f("detail"))
-        })
-        .collect()
-}
 
 #[test]
 fn f_burnin_reports_through_the_chain_across_a_kill_9() {
@@ -74,6 +60,7 @@ fn f_burnin_reports_through_the_chain_across_a_kill_9() {
         "tapf",
         mac,
         None,
+        &Hardware::default(),
     );
     let started = vm.wait_for(
         "sixboot-burnin: starting 20s burn",

@@ -5,11 +5,10 @@
 //! every assertion: the inventory in the API, a PASS for every part, both step reports
 //! kept, and a spec mismatch (2 GiB expected) failing the `system` part at once.
 
-use super::common::machines::{base, json, machine};
+use super::common::machines::{json, machine, put_spec};
 use super::common::{self, Lab};
 use super::vm::{Firmware, Hardware, Vm};
-use super::{assert_in_order, assets};
-use serde_json::Value;
+use super::{api_timeline, assert_in_order, assets};
 use std::time::Duration;
 
 const ADMIN: &str = "e2e-admin-token";
@@ -57,19 +56,6 @@ fn hardware(lab: &Lab) -> Hardware {
     }
 }
 
-/// The machine's API timeline: (protocol, stage, detail) in order.
-fn api_timeline(v: &Value) -> Vec<(String, String, String)> {
-    v["timeline"]
-        .as_array()
-        .expect("a timeline")
-        .iter()
-        .map(|e| {
-            let f = |k: &str| e[k].as_str().unwrap_or("").to_string();
-            (f("protocol"), f("stage"), f("detail"))
-        })
-        .collect()
-}
-
 #[test]
 fn g_a_default_pipeline_inventories_burns_and_powers_off() {
     let mut lab = Lab::new("e2eg");
@@ -93,7 +79,7 @@ fn g_a_default_pipeline_inventories_burns_and_powers_off() {
 
     lab.tap("tapg");
     let hw = hardware(&lab);
-    let mut vm = Vm::start_with(
+    let mut vm = Vm::start(
         &ns,
         lab.dir.path(),
         "tapg",
@@ -199,18 +185,12 @@ fn g_a_default_pipeline_inventories_burns_and_powers_off() {
     );
 
     // The buyer was promised 2 GiB: the same reports now fail the system part.
-    let put = common::curl::curl(
+    let put = put_spec(
         &lab,
         &ns,
-        &format!("{}/api/v1/machines/{MAC}/spec", base()),
-        &[
-            "-X",
-            "PUT",
-            "-H",
-            &format!("Authorization: Bearer {ADMIN}"),
-            "-d",
-            r#"{"memory_bytes":2147483648,"disks":3}"#,
-        ],
+        MAC,
+        r#"{"memory_bytes":2147483648,"disks":3}"#,
+        Some(ADMIN),
     );
     assert_eq!(put.status, 200, "{}", put.text());
     let v = json(&put);

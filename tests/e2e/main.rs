@@ -73,6 +73,19 @@ fn timeline(lab: &Lab, mac: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// A machine's timeline as the API serves it: (protocol, stage, detail) in order.
+fn api_timeline(v: &serde_json::Value) -> Vec<(String, String, String)> {
+    v["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| {
+            let f = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (f("protocol"), f("stage"), f("detail"))
+        })
+        .collect()
+}
+
 /// Asserts that `steps` appear in this order in the machine's timeline (from sixboot's
 /// log); each step is (protocol, stage, text the detail contains).
 fn assert_stages(lab: &Lab, mac: &str, steps: &[(&str, &str, &str)]) {
@@ -102,7 +115,16 @@ const MEMTEST_BANNER: &str = "Memtest86+ v";
 /// from VM start to the banner.
 fn boot_to_memtest(lab: &Lab, name: &str, fw: Firmware, mac: &str, limit: u64) -> (Vm, Duration) {
     lab.tap(name);
-    let mut vm = Vm::start(&lab.ns, lab.dir.path(), name, fw, name, mac, None);
+    let mut vm = Vm::start(
+        &lab.ns,
+        lab.dir.path(),
+        name,
+        fw,
+        name,
+        mac,
+        None,
+        &vm::Hardware::default(),
+    );
     match vm.wait_for(MEMTEST_BANNER, Duration::from_secs(limit)) {
         Some(t) => {
             println!("TIME_TO_UTILITY path={name} seconds={:.1}", t.as_secs_f64());
@@ -241,6 +263,7 @@ fn e_two_machines_with_one_smbios_uuid_get_different_addresses() {
                 tap,
                 mac,
                 None,
+                &vm::Hardware::default(),
             )
         })
         .collect();

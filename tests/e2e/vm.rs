@@ -40,23 +40,10 @@ const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 impl Vm {
-    /// Starts a VM on `tap` (in namespace `ns`) with `mac`; files go into `dir`.
-    /// `uuid` sets the SMBIOS UUID (QEMU's default is all zero).
-    pub fn start(
-        ns: &str,
-        dir: &Path,
-        name: &str,
-        fw: Firmware,
-        tap: &str,
-        mac: &str,
-        uuid: Option<&str>,
-    ) -> Vm {
-        Vm::start_with(ns, dir, name, fw, tap, mac, uuid, &Hardware::default())
-    }
-
-    /// [`Vm::start`] with more hardware.
+    /// Starts a VM on `tap` (in namespace `ns`) with `mac` and `hw`; files go into
+    /// `dir`. `uuid` sets the SMBIOS UUID (QEMU's default is all zero).
     #[allow(clippy::too_many_arguments)]
-    pub fn start_with(
+    pub fn start(
         ns: &str,
         dir: &Path,
         name: &str,
