@@ -187,3 +187,122 @@ fn nics_fail_only_when_linked_below_the_least_speed() {
     v["inventory"]["nics"][0]["speed_mbps"] = Value::Null;
     assert!(judge(&report(&v), None, &t).passed());
 }
+
+/// Real tool output of QEMU's emulated drives (agent/fixtures/README.md says how each was
+/// captured: QEMU 7.2, smartmontools 7.3, nvme-cli 2.4), read by the image's own parsers
+/// and judged here. Mutations of the same JSON stand in for worn drives.
+mod fixtures {
+    use super::*;
+    use sixboot_agent::smart::{from_nvme_smart_log, from_smartctl};
+
+    const SMARTCTL_ATA: &str = include_str!("../../agent/fixtures/smartctl-ata.json");
+    const SMARTCTL_NVME: &str = include_str!("../../agent/fixtures/smartctl-nvme.json");
+    const SMARTCTL_VIRTIO: &str = include_str!("../../agent/fixtures/smartctl-virtio.json");
+    const NVME_SMART_LOG: &str = include_str!("../../agent/fixtures/nvme-smart-log.json");
+
+    /// The QEMU report with disk `i`'s SMART as the parsers read it from `smart`.
+    fn with_smart(i: usize, smart: Option<sixboot_report::Smart>) -> Report {
+        let mut v = qemu_report();
+        v["inventory"]["disks"][i]["smart"] = serde_json::to_value(smart).unwrap();
+        report(&v)
+    }
+
+    fn edit(json: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+        let mut v: Value = serde_json::from_str(json).unwrap();
+        f(&mut v);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn smart_check(r: &Report, id: &str) -> Judged {
+        judge(r, None, &Thresholds::default())
+            .checks
+            .into_iter()
+            .find(|c| c.component.to_string() == format!("disk:{id}") && c.name == "smart")
+            .unwrap_or_else(|| panic!("no smart check for {id}"))
+    }
+
+    #[test]
+    fn a_report_the_image_sent_from_qemu_passes_every_part() {
+        let body = include_bytes!("../../tests/fixtures/report/qemu-burnin.json");
+        let r = Report::parse(body).expect("the image's report parses");
+        let j = judge(&r, None, &Thresholds::default());
+        assert!(j.passed(), "{j:#?}");
+        let parts: Vec<String> = j.parts().iter().map(|(c, _)| c.to_string()).collect();
+        for want in ["cpu", "memory", "disk:NVME-B001"] {
+            assert!(parts.iter().any(|p| p == want), "{want}: {parts:?}");
+        }
+        let spec = Spec {
+            memory_bytes: Some(2 << 30),
+            ..Spec::default()
+        };
+        let j = judge(&r, Some(&spec), &Thresholds::default());
+        assert_eq!(j.label(), "FAIL system spec");
+    }
+
+    #[test]
+    fn qemus_drives_pass_as_captured() {
+        let ata = from_smartctl(SMARTCTL_ATA.as_bytes()).expect("ATA SMART");
+        assert_eq!(
+            (ata.healthy, ata.reallocated_sectors, ata.temperature_c),
+            (Some(true), Some(0), Some(31))
+        );
+        let nvme = from_nvme_smart_log(NVME_SMART_LOG.as_bytes()).expect("NVMe SMART");
+        assert_eq!(
+            (nvme.percentage_used, nvme.media_errors),
+            (Some(0), Some(0))
+        );
+        assert_eq!(
+            from_smartctl(SMARTCTL_VIRTIO.as_bytes()),
+            None,
+            "virtio has none"
+        );
+        let j = judge(&with_smart(1, Some(ata)), None, &Thresholds::default());
+        assert!(j.passed(), "{j:#?}");
+        let c = smart_check(&with_smart(0, Some(nvme)), "NVME-1");
+        assert!(c.ok, "{c:#?}");
+        assert_eq!(c.values["temperature_c"], 50, "323 K from nvme-cli");
+    }
+
+    #[test]
+    fn reallocated_and_pending_sectors_from_smartctl_fail_the_disk() {
+        let worn = edit(SMARTCTL_ATA, |v| {
+            for a in v["ata_smart_attributes"]["table"].as_array_mut().unwrap() {
+                if a["id"] == 5 {
+                    a["raw"]["value"] = 12.into();
+                }
+            }
+        });
+        let c = smart_check(&with_smart(1, from_smartctl(&worn)), "SATA-1");
+        assert!(!c.ok);
+        assert_eq!(c.detail, "reallocated sectors 12 > 0");
+        assert_eq!(c.values["reallocated_sectors"], 12);
+        let failing = edit(SMARTCTL_ATA, |v| v["smart_status"]["passed"] = false.into());
+        let c = smart_check(&with_smart(1, from_smartctl(&failing)), "SATA-1");
+        assert_eq!(
+            (c.ok, c.detail.as_str()),
+            (false, "the drive reports its overall health as failed")
+        );
+    }
+
+    #[test]
+    fn nvme_wear_and_media_errors_fail_the_disk_by_either_tool() {
+        let worn = edit(NVME_SMART_LOG, |v| v["percent_used"] = 91.into());
+        let c = smart_check(&with_smart(0, from_nvme_smart_log(&worn)), "NVME-1");
+        assert_eq!(
+            (c.ok, c.detail.as_str()),
+            (false, "percentage used 91 > 80")
+        );
+        let errors = edit(SMARTCTL_NVME, |v| {
+            v["nvme_smart_health_information_log"]["media_errors"] = 3.into();
+        });
+        let c = smart_check(&with_smart(0, from_smartctl(&errors)), "NVME-1");
+        assert_eq!((c.ok, c.detail.as_str()), (false, "media errors 3 > 0"));
+        // Within a looser limit, the same wear passes.
+        let t = Thresholds {
+            disk_percentage_used_max: 95,
+            ..Thresholds::default()
+        };
+        let r = with_smart(0, from_nvme_smart_log(&worn));
+        assert!(judge(&r, None, &t).passed());
+    }
+}
