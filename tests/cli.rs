@@ -515,8 +515,9 @@ fn explain_mac_follows_the_host_pin_and_the_stored_next_action() {
         .unwrap();
     let (_, http) = fetch_lines(&explained(&cfg, "ipxe-efi", Some("52-54-00-00-00-01")));
     assert!(
-        http.contains("next action `burnin` set through the API (read from the store)")
-            && http.contains("no menu (decision `next action: an item`): boots burnin \"CPU burn-in\": burnin/vmlinuz, initrd burnin/initrd.img"),
+        http.contains("next action `burnin` from its pipeline (read from the store)")
+            && http.contains("no menu (decision `next action: a step`): boots burnin \"CPU burn-in\": burnin/vmlinuz, initrd burnin/initrd.img")
+            && http.contains("runs the step with \"sixboot.step=burnin sixboot.duration=1800 sixboot.read_bytes=1073741824 sixboot.self_test=1\""),
         "{http}"
     );
     // A store that cannot be read is said, with where to look instead.
