@@ -191,13 +191,15 @@ pub fn judge(r: &Report, spec: Option<&Spec>, t: &Thresholds) -> Judgement {
     for n in &r.inventory.nics {
         checks.push(link(n, t));
     }
-    // Parts in a stable order: system, cpu, memory, then disks and NICs as inventoried.
+    // Parts in a stable order: system, cpu, memory, then disks and NICs as inventoried,
+    // each part's checks together.
+    let inv = &r.inventory;
     let rank = |c: &Component| match c {
-        Component::System => 0,
-        Component::Cpu => 1,
-        Component::Memory => 2,
-        Component::Disk(_) => 3,
-        Component::Nic(_) => 4,
+        Component::System => (0, 0),
+        Component::Cpu => (1, 0),
+        Component::Memory => (2, 0),
+        Component::Disk(id) => (3, inv.disks.iter().position(|d| d.id() == id).unwrap_or(0)),
+        Component::Nic(mac) => (4, inv.nics.iter().position(|n| n.mac == *mac).unwrap_or(0)),
     };
     checks.sort_by_key(|c| rank(&c.component));
     Judgement { checks }

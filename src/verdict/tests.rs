@@ -74,6 +74,14 @@ fn a_sound_machine_passes_every_part_in_order() {
         ]
     );
     assert_eq!(j.spec(), None, "no spec, no spec check");
+    let nvme: Vec<&str> = j
+        .checks
+        .iter()
+        .skip_while(|c| c.component.to_string() != "disk:NVME-1")
+        .take(2)
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(nvme, ["read", "smart"], "a disk's checks together");
     let read = &j.checks.iter().find(|c| c.name == "read").unwrap().values;
     assert_eq!(
         read,
