@@ -162,15 +162,13 @@ pub(super) async fn report(
             return refuse(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
         }
         Err(Invalid::Schema { path, why }) => {
+            // `refuse` with the field's path beside the reason, for the image's console.
             warn!(%mac, path, why, "report refused");
-            let mut res = refuse(
+            let error = format!("not a report: {path}: {why}");
+            return json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("not a report: {path}: {why}"),
+                &json!({ "error": error, "path": path }),
             );
-            *res.body_mut() = Body::from(
-                json!({"error": format!("not a report: {path}: {why}"), "path": path}).to_string(),
-            );
-            return res;
         }
     };
     let (step, duration_s) = (parsed.step, parsed.duration_s);

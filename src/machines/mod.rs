@@ -171,23 +171,19 @@ impl Machines {
         self.updates.subscribe()
     }
 
-    fn view<'a>(&'a self, mac: [u8; 6], text: &'a str) -> View<'a> {
-        View {
-            mac: text,
+    /// `f` of `mac`'s view: what showing or judging a machine needs besides its record.
+    fn with_view<R>(&self, mac: [u8; 6], f: impl FnOnce(&View) -> R) -> R {
+        let text = Mac(&mac).to_string();
+        f(&View {
+            mac: &text,
             mac_bytes: mac,
             host_pin: self.policy.host_boot(mac),
             rules: &self.rules,
-        }
+        })
     }
 
     fn summary(&self, mac: &[u8; 6], m: &Machine) -> Value {
-        let text = Mac(mac).to_string();
-        m.summary(&self.view(*mac, &text))
-    }
-
-    fn detail(&self, mac: [u8; 6], m: &Machine) -> Value {
-        let text = Mac(&mac).to_string();
-        m.detail(&self.view(mac, &text))
+        self.with_view(*mac, |v| m.summary(v))
     }
 
     /// Every machine's summary, the one seen last first.
@@ -203,7 +199,7 @@ impl Machines {
     /// One machine with its timeline and report.
     pub fn get(&self, mac: [u8; 6]) -> Option<Value> {
         let g = self.lock();
-        g.get(&mac).map(|m| self.detail(mac, m))
+        g.get(&mac).map(|m| self.with_view(mac, |v| m.detail(v)))
     }
 
     /// The current action of `mac`'s pipeline, if any.
@@ -251,32 +247,6 @@ impl Machines {
         if self.updates.receiver_count() > 0 {
             let _ = self.updates.send(self.summary(mac, m).to_string().into());
         }
-    }
-
-    /// Puts a change made through the API on the machine's timeline, queues the record
-    /// and the step as one write, and tells live subscribers; the caller awaits the write.
-    fn api_step(
-        &self,
-        mac: [u8; 6],
-        m: &mut Machine,
-        at: u64,
-        stage: Stage,
-        detail: String,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
-        let e = MachineEvent {
-            mac,
-            at,
-            protocol: Protocol::Api,
-            stage,
-            detail,
-        };
-        log_step(&e);
-        m.step(e.clone());
-        let durable = self
-            .writer
-            .submit(vec![record_change(mac, &m.record), Change::MachineEvent(e)]);
-        self.publish(&mac, m);
-        durable
     }
 
     /// Applies timeline steps as they come and writes them in batches, until `stop`.
@@ -444,16 +414,7 @@ impl Machines {
                 let m = self.entry(&mut g, mac, at);
                 for edit in edits {
                     let detail = edit.apply(&mut m.record);
-                    let e = MachineEvent {
-                        mac,
-                        at,
-                        protocol: Protocol::Api,
-                        stage: Stage::Next,
-                        detail,
-                    };
-                    log_step(&e);
-                    m.step(e.clone());
-                    writes.push(Change::MachineEvent(e));
+                    writes.push(api_event(mac, m, at, Stage::Next, detail));
                 }
                 writes.push(record_change(mac, &m.record));
                 self.publish(&mac, m);
@@ -462,12 +423,6 @@ impl Machines {
         };
         durable.await?;
         Ok(macs.len())
-    }
-
-    /// Sets the pipeline of `mac` and returns the machine once it is on disk.
-    pub async fn set_pipeline(&self, mac: [u8; 6], p: Pipeline) -> Result<Value, StoreError> {
-        self.change(&[mac], &[Edit::Pipeline(Some(p))]).await?;
-        Ok(self.get(mac).unwrap_or(Value::Null))
     }
 
     /// Whether `token` is the current burn-in token of `mac`.
@@ -502,9 +457,8 @@ impl Machines {
                 (true, Some(_)) => Then::Reboot,
                 _ => Then::Stay,
             };
-            let text = Mac(&mac).to_string();
-            let result = m
-                .judgement(&self.view(mac, &text))
+            let result = self
+                .with_view(mac, |v| m.judgement(v))
                 .map_or_else(|| "PASS".into(), |j| j.label());
             let detail = match (moved, m.record.current()) {
                 (true, Some(next)) => {
@@ -515,7 +469,9 @@ impl Machines {
                 }
                 (false, _) => format!("{} report received: {result}", step.as_str()),
             };
-            let durable = self.api_step(mac, m, at, Stage::Report, detail);
+            let e = api_event(mac, m, at, Stage::Report, detail);
+            let durable = self.writer.submit(vec![record_change(mac, &m.record), e]);
+            self.publish(&mac, m);
             (
                 durable,
                 Accepted {
@@ -567,7 +523,21 @@ impl Edit {
     }
 }
 
-/// Logs a step the API made in the timeline's one shape (see [`crate::timeline`]).
+/// Puts a change made through the API on the machine's timeline and the log (in the
+/// timeline's one shape, see [`crate::timeline`]); returns the step's write.
+fn api_event(mac: [u8; 6], m: &mut Machine, at: u64, stage: Stage, detail: String) -> Change {
+    let e = MachineEvent {
+        mac,
+        at,
+        protocol: Protocol::Api,
+        stage,
+        detail,
+    };
+    log_step(&e);
+    m.step(e.clone());
+    Change::MachineEvent(e)
+}
+
 /// Whether `token` is the current burn-in token of `machine`.
 fn token_holds(machine: Option<&Machine>, token: Option<&str>) -> Result<(), Refusal> {
     let m = machine.ok_or(Refusal::UnknownMachine)?;
@@ -680,7 +650,7 @@ mod tests {
             ));
             assert_eq!(stored_next(dir.path(), MAC).unwrap(), None);
             let p = Pipeline::parse(&["inventory", "burnin", "poweroff"], &["burnin"]).unwrap();
-            m.set_pipeline(MAC, p).await.unwrap();
+            m.change(&[MAC], &[Edit::Pipeline(Some(p))]).await.unwrap();
             // Read beside the live writer, as `explain` does.
             assert_eq!(
                 stored_next(dir.path(), MAC).unwrap(),

@@ -3,7 +3,7 @@
 
 use crate::pipeline::{Action, Pipeline};
 use crate::store::{MACHINE_EVENTS_KEPT, MachineEvent};
-use crate::verdict::{Judgement, Rules, Spec, judge};
+use crate::verdict::{Judgement, Rules, Spec, SpecFrom, judge};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sixboot_report::{Report, Step};
@@ -160,9 +160,13 @@ impl Machine {
     }
 
     fn judge(&self, r: &Report, v: &View) -> Judgement {
+        judge(r, self.spec(v).map(|s| s.0), &v.rules.thresholds)
+    }
+
+    /// The spec this machine is held to, and where it came from.
+    fn spec<'a>(&'a self, v: &View<'a>) -> Option<(&'a Spec, SpecFrom)> {
         let batch = v.rules.batch_of(v.mac_bytes, self.record.batch.as_deref());
-        let spec = v.rules.spec_for(batch, self.record.spec.as_ref());
-        judge(r, spec.map(|s| s.0), &v.rules.thresholds)
+        v.rules.spec_for(batch, self.record.spec.as_ref())
     }
 
     pub fn state(&self, j: Option<&Judgement>) -> State {
@@ -292,8 +296,7 @@ impl Machine {
             .collect();
         out["report"] = reports.first().cloned().unwrap_or(Value::Null);
         out["reports"] = Value::Array(reports);
-        let batch = v.rules.batch_of(v.mac_bytes, self.record.batch.as_deref());
-        let spec = v.rules.spec_for(batch, self.record.spec.as_ref());
+        let spec = self.spec(v);
         out["spec"] = json!(spec.map(|s| s.0));
         out["spec_from"] = json!(spec.map(|s| s.1));
         out
