@@ -386,7 +386,8 @@ impl Machines {
     }
 
     /// The step a fetch of the burn-in image starts: the pipeline's, with the duration
-    /// sixboot gave it, or a burn-in chosen from the menu (its duration is the item's own).
+    /// sixboot gave it, or a burn-in chosen from the menu or pinned, shown without a
+    /// duration (its script carries `[steps]`'s burn-in run all the same).
     fn running(&self, r: &Record, at: u64) -> Running {
         match r.current() {
             Some(Action::Run(step)) => Running {
